@@ -1,0 +1,176 @@
+"""Typed errors of the Jira Cloud client.
+
+Every message names what went wrong and what to do about it, and never carries a
+credential: no header, token or secret is ever put into an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JiraError(Exception):
+    """Base class of every error this package raises."""
+
+
+class JiraConfigError(JiraError, ValueError):
+    """The connection's configuration is wrong; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"Jira connection field {field!r}: {message}")
+
+
+class JiraTransportError(JiraError):
+    """The request never got an HTTP answer (DNS, refused, timeout, dropped connection)."""
+
+    def __init__(self, method: str, path: str, cause: BaseException) -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"{method} {path}: no answer from Jira ({type(cause).__name__}: {cause})")
+
+
+class JiraHTTPError(JiraError):
+    """Jira answered with a 4xx or 5xx status.
+
+    ``error_messages`` and ``errors`` hold Jira's own ``errorMessages`` and ``errors``
+    (field -> message) so that nothing Jira said is lost.
+    """
+
+    hint = ""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        error_messages: list[str] | None = None,
+        errors: dict[str, Any] | None = None,
+        body: str = "",
+        hint: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.error_messages = list(error_messages or [])
+        self.errors = dict(errors or {})
+        self.body = body
+        self.headers = dict(headers or {})
+        if hint is not None:
+            self.hint = hint
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        parts = [f"{self.method} {self.path} -> HTTP {self.status}"]
+        said = [*self.error_messages, *(f"{k}: {v}" for k, v in self.errors.items())]
+        if said:
+            parts.append("Jira says: " + "; ".join(str(s) for s in said))
+        elif self.body:
+            parts.append("body: " + self.body[:300])
+        if self.hint:
+            parts.append(self.hint)
+        return ". ".join(parts)
+
+
+class JiraAuthenticationError(JiraHTTPError):
+    """401: the credentials were refused."""
+
+    hint = (
+        "Check the connection's login (account email) and password (API token); API tokens "
+        "created since December 2024 expire, so create a new one if it has"
+    )
+
+
+class JiraScopeError(JiraHTTPError):
+    """The credentials are valid but lack a scope the endpoint needs."""
+
+    def __init__(self, *args: Any, scope: str | None = None, **kwargs: Any) -> None:
+        self.scope = scope
+        super().__init__(*args, **kwargs)
+
+
+class JiraPermissionError(JiraHTTPError):
+    """403: authenticated, but not allowed."""
+
+    hint = "The Jira user behind this connection lacks the permission for this call"
+
+
+class JiraNotFoundError(JiraHTTPError):
+    """404: the issue, project or endpoint does not exist or is not visible to this user."""
+
+    hint = "It does not exist, or the Jira user behind this connection cannot see it"
+
+
+class JiraGoneError(JiraHTTPError):
+    """410: the endpoint was removed from Jira Cloud."""
+
+    hint = (
+        "This endpoint was removed from Jira Cloud. For searches use search_issues() or "
+        "POST search/jql with nextPageToken paging"
+    )
+
+
+class JiraValidationError(JiraHTTPError):
+    """400: Jira rejected the request (bad JQL, missing field, ...)."""
+
+
+class JiraRateLimitError(JiraHTTPError):
+    """429 that outlasted the retries; ``retry_after`` is Jira's last advice in seconds."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None, reason: str | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        self.reason = reason
+        super().__init__(*args, **kwargs)
+
+
+class JiraServerError(JiraHTTPError):
+    """5xx from Jira or a gateway in front of it."""
+
+
+class JiraResponseError(JiraError):
+    """Jira (or a proxy in front of it) answered something that is not the expected JSON."""
+
+    def __init__(self, method: str, path: str, status: int, content_type: str, body: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.content_type = content_type
+        super().__init__(
+            f"{method} {path} -> HTTP {status} with a non-JSON body ({content_type or 'no content type'}): "
+            f"{body[:200]!r}. A proxy or login page may be answering instead of Jira: check the "
+            "connection's host (site URL) and api_url"
+        )
+
+
+class JiraBulkError(JiraError):
+    """Some elements of a bulk operation failed; ``result`` holds what succeeded and what failed."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        failed = result.errors
+        lines = "; ".join(f"#{e.index}: {e.message}" for e in failed[:10])
+        more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
+        super().__init__(
+            f"{len(failed)} of {len(failed) + len(result.created)} issues were not created: {lines}{more}"
+        )
+
+
+# OAuth 2.0 (3LO) token errors ------------------------------------------------------------
+
+
+class JiraOAuthError(JiraError):
+    """The token endpoint refused a request."""
+
+
+class JiraGrantRevokedError(JiraOAuthError):
+    """``invalid_grant`` / ``unauthorized_client``: only a person consenting again can fix it."""
+
+
+class JiraClientSecretError(JiraOAuthError):
+    """``access_denied`` on the token endpoint: the client id or secret is wrong."""
+
+
+class JiraTokenStoreError(JiraError):
+    """The token store could not read or persist the token state."""

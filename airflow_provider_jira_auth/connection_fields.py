@@ -1,0 +1,109 @@
+"""The ``jira_cloud`` connection form, declared once as data.
+
+Airflow 3.2+ reads this from provider info without importing the hook; the hook turns the
+same declaration into wtforms widgets for 3.0 and 3.1. Keep this module import-free: DAG
+parsing and the providers manager load it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONN_TYPE = "jira_cloud"
+DEFAULT_CONN_ID = "jira_cloud_default"
+HOOK_NAME = "Jira Cloud"
+
+DEFAULT_AUTH_URL = "https://auth.atlassian.com"
+DEFAULT_API_URL = "https://api.atlassian.com"
+DEFAULT_TIMEOUT = 30.0
+
+AUTH_TYPES = ("basic", "oauth2")
+
+# name -> {label, description, schema}; "format": "password" makes the UI treat it as a secret.
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "auth_type": {
+        "label": "Auth type",
+        "description": "basic: account email + API token. oauth2: an OAuth 2.0 (3LO) app with a consented refresh token.",
+        "schema": {"type": ["string", "null"], "default": "basic", "enum": list(AUTH_TYPES)},
+    },
+    "cloud_id": {
+        "label": "Cloud ID",
+        "description": "The site's cloud id. Optional: looked up from the site when needed. Setting it "
+        "sends Basic calls through the API gateway (needed for scoped API tokens).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "scoped_token": {
+        "label": "Scoped API token",
+        "description": "Check if the API token was created with scopes: such tokens only work through the API gateway.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "client_id": {
+        "label": "OAuth client ID",
+        "description": "oauth2 only: the client id of your app in the Atlassian developer console.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "client_secret": {
+        "label": "OAuth client secret",
+        "description": "oauth2 only: the app's secret.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "refresh_token": {
+        "label": "OAuth refresh token",
+        "description": "oauth2 only: filled in by the consent step and kept current by the provider "
+        "(Atlassian rotates it on every refresh).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "scopes": {
+        "label": "OAuth scopes",
+        "description": "oauth2 only: the scopes the app asks for, space separated, e.g. "
+        "'read:jira-work write:jira-work read:jira-user offline_access'.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "token_store": {
+        "label": "Token store",
+        "description": "oauth2 only: where the rotating refresh token is kept: 'connection' (default), "
+        "'variable', or a class path 'package.module.ClassName'.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "auth_url": {
+        "label": "Auth server URL",
+        "description": "Atlassian's authorization server; change only for a proxy or an emulator.",
+        "schema": {"type": ["string", "null"], "default": DEFAULT_AUTH_URL},
+    },
+    "api_url": {
+        "label": "API gateway URL",
+        "description": "Atlassian's API gateway; change only for a proxy or an emulator.",
+        "schema": {"type": ["string", "null"], "default": DEFAULT_API_URL},
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": "Timeout of each HTTP request to Jira.",
+        "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT},
+    },
+    "verify": {
+        "label": "Verify TLS",
+        "description": "true (default), false, or the path of a CA bundle (for a corporate proxy).",
+        "schema": {"type": ["string", "null"], "default": "true"},
+    },
+}
+
+SECRET_FIELDS = tuple(name for name, spec in CONN_FIELDS.items() if spec["schema"].get("format") == "password")
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {
+        "host": "Site URL",
+        "login": "Email (basic auth)",
+        "password": "API token (basic auth)",
+    },
+    "placeholders": {
+        "host": "https://your-site.atlassian.net",
+        "login": "you@example.com",
+        "password": "API token from id.atlassian.com",
+        "cloud_id": "looked up from the site when empty",
+        "scopes": "read:jira-work write:jira-work read:jira-user offline_access",
+        "token_store": "connection",
+        "auth_url": DEFAULT_AUTH_URL,
+        "api_url": DEFAULT_API_URL,
+    },
+}

@@ -1,0 +1,182 @@
+"""``JiraCloudHook``: a ``jira_cloud`` connection turned into an authenticated Jira client."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_jira_auth.client.errors import JiraError
+from airflow_provider_jira_auth.connection_fields import (
+    CONN_FIELDS,
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    HOOK_NAME,
+    SECRET_FIELDS,
+    UI_FIELD_BEHAVIOUR,
+)
+from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value
+
+if TYPE_CHECKING:
+    from requests.auth import AuthBase
+
+    from airflow_provider_jira_auth.client.http import JiraClient
+    from airflow_provider_jira_auth.client.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+class JiraCloudHook(BaseHook):
+    """Calls Jira Cloud with the credentials of a ``jira_cloud`` connection.
+
+    The connection is read and validated on first use; misconfiguration raises
+    :class:`~airflow_provider_jira_auth.client.errors.JiraConfigError` naming the field to fix.
+
+    :param jira_conn_id: the ``jira_cloud`` connection to use.
+    :param retry_policy: overrides the client's retry policy (waits, attempts).
+    """
+
+    conn_name_attr = "jira_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
+
+    def __init__(self, jira_conn_id: str = DEFAULT_CONN_ID, *, retry_policy: RetryPolicy | None = None) -> None:
+        super().__init__()
+        self.jira_conn_id = jira_conn_id
+        self.retry_policy = retry_policy
+        self._client: JiraClient | None = None
+
+    # -- settings ---------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> JiraConnectionSettings:
+        """The connection's settings, validated; every secret is masked as it is read."""
+        conn = self.get_connection(self.jira_conn_id)
+        extra = conn.extra_dejson
+        # Airflow masks conn.password and the extra string, not values taken out of extra_dejson.
+        for secret in (conn.password, *(extra_value(extra, name) for name in SECRET_FIELDS)):
+            if secret:
+                mask_secret(str(secret))
+        return JiraConnectionSettings.from_connection(
+            self.jira_conn_id,
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=extra,
+            schema=conn.schema,
+        )
+
+    # -- client -----------------------------------------------------------------------------
+
+    def get_conn(self) -> JiraClient:
+        """The hook's client: one pooled session, reused by every call of this hook."""
+        if self._client is None:
+            from airflow_provider_jira_auth.client.http import JiraClient
+
+            settings = self.settings
+            auth, rest_url = self._build_auth(settings)
+            self._client = JiraClient(
+                rest_url, auth, timeout=settings.timeout, verify=settings.verify, retry=self.retry_policy
+            )
+        return self._client
+
+    get_client = get_conn
+
+    def _build_auth(self, settings: JiraConnectionSettings) -> tuple[AuthBase, str]:
+        if settings.auth_type == "basic":
+            auth = self._basic_auth(settings)
+            cloud_id = self._cloud_id(settings) if settings.uses_gateway else None
+            return auth, settings.rest_url(cloud_id)
+        raise JiraError(f"auth_type {settings.auth_type!r} is not available in this version of the provider")
+
+    @staticmethod
+    def _basic_auth(settings: JiraConnectionSettings) -> AuthBase:
+        from airflow_provider_jira_auth.auth.basic import JiraBasicAuth
+
+        assert settings.email is not None and settings.api_token is not None
+        auth = JiraBasicAuth(settings.email, settings.api_token, via_gateway=settings.uses_gateway)
+        for secret in auth.secret_values:
+            mask_secret(secret)
+        return auth
+
+    def _cloud_id(self, settings: JiraConnectionSettings) -> str:
+        if settings.cloud_id:
+            return settings.cloud_id
+        from airflow_provider_jira_auth.client.discovery import fetch_cloud_id
+
+        cloud_id = fetch_cloud_id(settings.site_url, timeout=settings.timeout, verify=settings.verify)
+        log.info(
+            "Connection %r: looked up cloud id %s from the site; set cloud_id in its extra to skip this call",
+            self.jira_conn_id,
+            cloud_id,
+        )
+        return cloud_id
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Call any endpoint; ``path`` is relative to the REST root, e.g. ``request("GET", "myself")``.
+
+        :return: the parsed JSON body, or ``None`` for an empty answer (204).
+        """
+        return self.get_conn().request(method, path, params=params, json=json)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Call ``/myself``; answer ``(False, what is wrong and how to fix it)`` on any failure."""
+        try:
+            self.__dict__.pop("settings", None)
+            self._client = None
+            settings = self.settings
+            me = self.get_conn().myself()
+        except JiraError as exc:
+            return False, str(exc)
+        except Exception as exc:  # the UI shows the message: keep it, whatever broke
+            return False, f"{type(exc).__name__}: {exc}"
+        route = "the API gateway" if settings.uses_gateway else "the site URL"
+        who = me.get("displayName") or me.get("accountId") or "unknown user"
+        return True, f"Connected to {settings.site_url} through {route} as {who} ({settings.auth_type} auth)"
+
+    # -- the connection form for Airflow 3.0 and 3.1 (3.2+ reads provider info) -------------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from wtforms import BooleanField, PasswordField, StringField
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            schema = spec["schema"]
+            if schema.get("format") == "password":
+                field_class: Any = PasswordField
+            elif "boolean" in schema["type"]:
+                field_class = BooleanField
+            else:
+                field_class = StringField
+            kwargs: dict[str, Any] = {"description": spec.get("description")}
+            if schema.get("default") is not None and field_class is not PasswordField:
+                kwargs["default"] = schema["default"]
+            widgets[name] = field_class(spec["label"], **kwargs)
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

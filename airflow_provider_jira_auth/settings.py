@@ -1,0 +1,193 @@
+"""A ``jira_cloud`` connection, read and validated into plain settings.
+
+No Airflow imports: the hook hands over the connection's fields, this module decides what
+they mean and rejects what cannot work, naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_jira_auth.client.errors import JiraConfigError
+from airflow_provider_jira_auth.client.urls import gateway_rest_url, normalize_base_url, site_rest_url
+from airflow_provider_jira_auth.connection_fields import (
+    AUTH_TYPES,
+    CONN_TYPE,
+    DEFAULT_API_URL,
+    DEFAULT_AUTH_URL,
+    DEFAULT_TIMEOUT,
+)
+
+_TRUE = {"true", "1", "yes", "on", "y", "t"}
+_FALSE = {"false", "0", "no", "off", "n", "f", ""}
+
+
+def extra_value(extra: Mapping[str, Any], name: str) -> Any:
+    """The plain key first, then the ``extra__jira_cloud__<name>`` form older UIs stored.
+
+    Empty strings count as unset: the UI stores untouched optional fields as ``""``.
+    """
+    for key in (name, f"extra__{CONN_TYPE}__{name}"):
+        value = extra.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _parse_bool(value: Any, name: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise JiraConfigError(f"extra.{name}", f"{value!r} is not a boolean; use true or false")
+
+
+def _parse_verify(value: Any) -> bool | str:
+    if value is None or isinstance(value, bool):
+        return True if value is None else value
+    text = str(value).strip()
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE - {""}:
+        return False
+    return text  # a CA bundle path, handed to requests as is
+
+
+def _parse_timeout(value: Any) -> float:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        timeout = float(value)
+    except (TypeError, ValueError):
+        timeout = -1.0
+    if not timeout > 0:
+        raise JiraConfigError("extra.timeout", f"{value!r} is not a positive number of seconds; use e.g. 30")
+    return timeout
+
+
+def _parse_scopes(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    return tuple(dict.fromkeys(str(s).strip() for s in items if str(s).strip()))
+
+
+@dataclass(frozen=True)
+class JiraConnectionSettings:
+    """Everything the provider needs from one ``jira_cloud`` connection, validated."""
+
+    conn_id: str
+    site_url: str
+    auth_type: str
+    email: str | None = None
+    api_token: str | None = field(default=None, repr=False)
+    cloud_id: str | None = None
+    scoped_token: bool = False
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    token_store: str | None = None
+    auth_url: str = DEFAULT_AUTH_URL
+    api_url: str = DEFAULT_API_URL
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def uses_gateway(self) -> bool:
+        """3LO and scoped API tokens only work through the API gateway (see ATLASSIAN.md)."""
+        return self.auth_type == "oauth2" or self.scoped_token or bool(self.cloud_id)
+
+    def rest_url(self, cloud_id: str | None = None) -> str:
+        """The REST root these settings call: the site, or the gateway for ``cloud_id``."""
+        if not self.uses_gateway:
+            return site_rest_url(self.site_url)
+        cloud_id = cloud_id or self.cloud_id
+        if not cloud_id:
+            raise JiraConfigError("extra.cloud_id", "the API gateway needs the site's cloud id")
+        return gateway_rest_url(self.api_url, cloud_id)
+
+    @classmethod
+    def from_connection(
+        cls,
+        conn_id: str,
+        *,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: Mapping[str, Any] | None,
+        schema: str | None = None,
+    ) -> JiraConnectionSettings:
+        """Validate a connection's fields; raise :class:`JiraConfigError` naming the field to fix."""
+        extra = dict(extra or {})
+        default_scheme = schema.lower() if schema and schema.lower() in ("http", "https") else "https"
+        if not host or not str(host).strip():
+            raise JiraConfigError(
+                "host", "the site URL is empty; set it to your Jira site, e.g. https://your-site.atlassian.net"
+            )
+        site_url = normalize_base_url(host, "host", default_scheme=default_scheme)
+
+        auth_type = str(extra_value(extra, "auth_type") or "basic").strip().lower()
+        if auth_type not in AUTH_TYPES:
+            raise JiraConfigError(
+                "extra.auth_type",
+                f"{auth_type!r} is not supported; use 'basic' (account email + API token) or "
+                "'oauth2' (an OAuth 2.0 3LO app)",
+            )
+        common: dict[str, Any] = dict(
+            conn_id=conn_id,
+            site_url=site_url,
+            auth_type=auth_type,
+            cloud_id=str(extra_value(extra, "cloud_id") or "").strip() or None,
+            scoped_token=_parse_bool(extra_value(extra, "scoped_token"), "scoped_token", False),
+            scopes=_parse_scopes(extra_value(extra, "scopes")),
+            token_store=extra_value(extra, "token_store"),
+            auth_url=normalize_base_url(extra_value(extra, "auth_url") or DEFAULT_AUTH_URL, "extra.auth_url"),
+            api_url=normalize_base_url(extra_value(extra, "api_url") or DEFAULT_API_URL, "extra.api_url"),
+            timeout=_parse_timeout(extra_value(extra, "timeout")),
+            verify=_parse_verify(extra_value(extra, "verify")),
+            extra=extra,
+        )
+        if auth_type == "basic":
+            return cls(**common, **_basic_credentials(login, password, extra))
+        return cls(**common, **_oauth2_credentials(conn_id, extra))
+
+
+def _basic_credentials(login: str | None, password: str | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    oauth_hint = (
+        " (the connection has OAuth fields: set extra auth_type to 'oauth2' if you meant 3LO)"
+        if extra_value(extra, "client_id")
+        else ""
+    )
+    if not login or not str(login).strip():
+        raise JiraConfigError(
+            "login", "basic auth needs the Atlassian account email that owns the API token" + oauth_hint
+        )
+    if not password:
+        raise JiraConfigError(
+            "password",
+            "basic auth needs an API token; create one at "
+            "https://id.atlassian.com/manage-profile/security/api-tokens" + oauth_hint,
+        )
+    return {"email": str(login).strip(), "api_token": str(password)}
+
+
+def _oauth2_credentials(conn_id: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    values = {name: extra_value(extra, name) for name in ("client_id", "client_secret", "refresh_token")}
+    fixes = {
+        "client_id": "copy it from your app's Settings page in the Atlassian developer console",
+        "client_secret": "copy it from your app's Settings page in the Atlassian developer console",
+        "refresh_token": f"obtain one with the consent step: airflow-jira-auth authorize --conn-id {conn_id}",
+    }
+    for name, value in values.items():
+        if not value:
+            raise JiraConfigError(f"extra.{name}", f"auth_type 'oauth2' needs {name}; {fixes[name]}")
+    return {name: str(value) for name, value in values.items()}
