@@ -1,0 +1,95 @@
+"""Injected faults: failing statuses, proxy pages, dropped connections and realistic 429s."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._http import Response, jira_error
+from ._runtime import iso_utc
+
+# Responder: builds the answer when the rule fires (now -> response), None means: drop the socket.
+Responder = Callable[[float], Response | None]
+
+
+@dataclass
+class FaultRule:
+    method: str | None  # None: any method
+    pattern: re.Pattern[str] | None  # searched in the request path; None: any Jira REST path
+    times: int
+    respond: Responder
+    counter: str = "faults_injected"  # the stats counter bumped when it fires
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        if self.pattern is None:
+            return "/rest/api/" in path
+        return self.pattern.search(path) is not None
+
+
+class FaultBook:
+    """Rules fire in the order they were added; each one for its next ``times`` matching calls."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+
+    def add(self, rule: FaultRule) -> None:
+        if rule.times > 0:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        self._rules.clear()
+
+    def take(self, method: str, path: str) -> FaultRule | None:
+        for rule in self._rules:
+            if rule.matches(method, path):
+                rule.times -= 1
+                if rule.times <= 0:
+                    self._rules.remove(rule)
+                return rule
+        return None
+
+
+def failure(status: int, headers: dict[str, str] | None, body: Any, drop: bool) -> Responder:
+    """What ``fail_next`` answers: ``body`` str is sent as an HTML page (a proxy's), dict/list as JSON."""
+    if drop:
+        return lambda now: None
+    extra = dict(headers or {})
+    content_type = next((v for k, v in extra.items() if k.lower() == "content-type"), None)
+    extra = {k: v for k, v in extra.items() if k.lower() != "content-type"}
+    if body is None:
+        template = jira_error(status, [f"HTTP {status} injected by the Jira Cloud emulator"], headers=extra)
+    elif isinstance(body, (bytes, str)):
+        raw = body.encode() if isinstance(body, str) else body
+        template = Response(status, raw, content_type or "text/html;charset=UTF-8", extra)
+    else:
+        template = Response(status, json.dumps(body).encode(), content_type or "application/json;charset=UTF-8", extra)
+    return lambda now: Response(template.status, template.body, template.content_type, dict(template.headers))
+
+
+def rate_limited(method: str | None, retry_after: str | None, reason: str) -> Responder:
+    """A 429 with the headers Jira Cloud sends (Retry-After may be omitted, as gateways have done)."""
+    # Burst limits: about 100 req/s for GET and POST, 50 for PUT and DELETE.
+    limit = "50" if method in ("PUT", "DELETE") else "100"
+
+    def respond(now: float) -> Response:
+        try:
+            wait = max(float(retry_after), 1.0) if retry_after is not None else 1.0
+        except ValueError:
+            wait = 1.0
+        headers = {
+            "X-RateLimit-Limit": limit,
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": iso_utc(now + wait),
+            "X-RateLimit-NearLimit": "true",
+            "RateLimit-Reason": reason,
+        }
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return jira_error(429, ["Rate limit exceeded."], headers=headers)
+
+    return respond

@@ -1,0 +1,358 @@
+"""The Jira Cloud REST API v3 of one site: routes and handlers (authentication happens before)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from ._accounts import User
+from ._adf import adf_problem
+from ._http import HttpError, Request, Response, jira_error, json_response
+from ._jql import JqlError, compile_query, parse, sort_issues
+from ._runtime import jira_time
+from ._scopes import CLASSIC_SCOPES, ISSUE
+from ._site import FieldSelection, Issue, JiraSite
+
+# The startAt-paged searches were removed from Jira Cloud; they answer 410 Gone.
+REMOVED_PATHS = frozenset({"/rest/api/2/search", "/rest/api/3/search"})
+REMOVED_MESSAGE = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
+UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+NO_ISSUE = "Issue does not exist or you do not have permission to see it."
+_SEARCH_CACHE_SIZE = 32
+# Endpoints that answer without credentials (and with bad ones: see the dispatcher).
+ANONYMOUS = frozenset({("GET", "/rest/api/3/serverInfo")})
+
+
+@dataclass
+class Caller:
+    """Who calls, on which site, and the base URL their ``self`` links start with."""
+
+    user: User | None
+    site: JiraSite
+    base: str
+
+
+Handler = Callable[[Caller, dict[str, str], Request], Response]
+
+
+@dataclass
+class Route:
+    method: str
+    template: str
+    regex: re.Pattern[str]
+    handler: Handler
+    specificity: int  # fewer path parameters wins when two templates match
+
+    @property
+    def anonymous(self) -> bool:
+        return (self.method, self.template) in ANONYMOUS
+
+
+def _compile_template(template: str) -> re.Pattern[str]:
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{pattern}$")
+
+
+@dataclass
+class _CachedSearch:
+    jql: str
+    issues: list[Issue]
+
+
+def _json_body(request: Request) -> Any:
+    if not request.body:
+        return None
+    try:
+        return json.loads(request.body)
+    except ValueError as exc:
+        raise HttpError(jira_error(400, [f"Unexpected character in the request body: {exc}"])) from None
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    body = _json_body(request)
+    if not isinstance(body, dict):
+        raise HttpError(jira_error(400, ["The request body must be a JSON object."]))
+    return body
+
+
+def _int_param(raw: Any, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise HttpError(jira_error(400, [f"The value '{raw}' of parameter '{name}' is not a number."])) from None
+    if value < 0:
+        raise HttpError(jira_error(400, [f"The value of '{name}' must not be negative."]))
+    return value
+
+
+def _issue_or_404(caller: Caller, params: dict[str, str]) -> Issue:
+    issue = caller.site.find_issue(params["issueIdOrKey"])
+    if issue is None:
+        raise HttpError(jira_error(404, [NO_ISSUE]))
+    return issue
+
+
+class JiraRestApi:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._query_ids = itertools.count(1)
+        handlers: dict[tuple[str, str], Handler] = {
+            ("GET", "/rest/api/3/myself"): self.myself,
+            ("GET", "/rest/api/3/serverInfo"): self.server_info,
+            ("GET", "/rest/api/3/search/jql"): self.search,
+            ("POST", "/rest/api/3/search/jql"): self.search,
+            ("POST", "/rest/api/3/search/approximate-count"): self.approximate_count,
+            ("POST", "/rest/api/3/issue"): self.create_issue,
+            ("POST", "/rest/api/3/issue/bulk"): self.create_issues,
+            ("POST", "/rest/api/3/issue/bulkfetch"): self.bulk_fetch,
+            ("GET", ISSUE): self.get_issue,
+            ("PUT", ISSUE): self.edit_issue,
+            ("GET", ISSUE + "/transitions"): self.get_transitions,
+            ("POST", ISSUE + "/transitions"): self.do_transition,
+            ("GET", ISSUE + "/comment"): self.get_comments,
+            ("POST", ISSUE + "/comment"): self.add_comment,
+            ("GET", "/rest/api/3/project/{projectIdOrKey}"): self.get_project,
+        }
+        assert handlers.keys() == CLASSIC_SCOPES.keys(), "every route needs its scopes, and every scope a route"
+        self.routes = sorted(
+            (Route(m, t, _compile_template(t), h, t.count("{")) for (m, t), h in handlers.items()),
+            key=lambda r: r.specificity,
+        )
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | Response:
+        """The route and its (decoded) path parameters, or a 404 / 405 answer."""
+        path_matched = False
+        for route in self.routes:
+            found = route.regex.match(path)
+            if found is None:
+                continue
+            path_matched = True
+            if route.method == method:
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}
+        if path_matched:
+            return jira_error(405, [f"Method {method} is not allowed for {path}"])
+        return jira_error(404, [f"No Jira REST resource at {path} (the emulator knows only a subset of the API)"])
+
+    # -- who and what --------------------------------------------------------------------------------
+
+    def myself(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        assert caller.user is not None
+        return json_response(
+            200,
+            {
+                "self": f"{caller.base}/rest/api/3/user?accountId={caller.user.account_id}",
+                **caller.user.to_json(),
+                "locale": "en_US",
+                "groups": {"size": 1, "items": []},
+                "applicationRoles": {"size": 1, "items": []},
+            },
+        )
+
+    def server_info(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "baseUrl": caller.site.url,
+                "version": "1001.0.0-SNAPSHOT",
+                "versionNumbers": [1001, 0, 0],
+                "deploymentType": "Cloud",
+                "buildNumber": 100289,
+                "buildDate": "2025-12-01T00:00:00.000+0000",
+                "serverTime": jira_time(self._clock()),
+                "scmInfo": "emulator",
+                "serverTitle": "Jira",
+                "defaultLocale": {"locale": "en_US"},
+                "serverTimeZone": "Etc/UTC",
+            },
+        )
+
+    def get_project(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        project = caller.site.find_project(params["projectIdOrKey"])
+        if project is None:
+            return jira_error(404, [f"No project could be found with key '{params['projectIdOrKey']}'."])
+        return json_response(200, caller.site.project_json(project, caller.base))
+
+    # -- search ----------------------------------------------------------------------------------------
+
+    def search(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        if request.method == "GET":
+            jql, token = request.q("jql"), request.q("nextPageToken")
+            max_raw, fields = request.q("maxResults"), request.query_all.get("fields")
+        else:
+            body = _json_object(request)
+            jql, token, max_raw, fields = (
+                body.get("jql"),
+                body.get("nextPageToken"),
+                body.get("maxResults"),
+                body.get("fields"),
+            )
+        selection = FieldSelection.parse(fields, default=("id",))
+        # Jira returns up to 5000 issues a page when only ids/keys are asked for, fewer otherwise.
+        cap = 5000 if selection.id_key_only else 100
+        max_results = max(1, min(_int_param(max_raw, "maxResults", 50), cap))
+        issues, query_id, offset = self._matching(caller, jql, token)
+        end = offset + max_results
+        answer: dict[str, Any] = {
+            "issues": [caller.site.issue_json(i, selection, caller.base) for i in issues[offset:end]],
+        }
+        if end < len(issues):
+            answer["nextPageToken"] = base64.urlsafe_b64encode(f"{query_id}:{end}".encode()).decode().rstrip("=")
+        answer["isLast"] = end >= len(issues)
+        return json_response(200, answer)
+
+    def _matching(self, caller: Caller, jql: Any, token: Any) -> tuple[list[Issue], str, int]:
+        """All issues of the query and where this page starts; pages after the first reuse the result."""
+        cache = caller.site.search_cache
+        if token:
+            try:
+                padded = str(token) + "=" * (-len(str(token)) % 4)
+                query_id, offset_text = base64.urlsafe_b64decode(padded).decode().split(":")
+                offset = int(offset_text)
+            except ValueError:
+                raise HttpError(jira_error(400, ["The nextPageToken is invalid."])) from None
+            cached = cache.get(query_id)
+            if cached is None or cached.jql != jql:
+                cached = _CachedSearch(str(jql), self.run_jql(caller, jql))
+            cache[query_id] = cached
+            cache.move_to_end(query_id)
+        else:
+            query_id, offset = str(next(self._query_ids)), 0
+            cached = _CachedSearch(str(jql), self.run_jql(caller, jql))
+            cache[query_id] = cached
+        while len(cache) > _SEARCH_CACHE_SIZE:
+            cache.popitem(last=False)
+        return cached.issues, query_id, offset
+
+    def run_jql(self, caller: Caller, jql: Any, *, ordered: bool = True) -> list[Issue]:
+        if not isinstance(jql, str) or not jql.strip():
+            raise HttpError(jira_error(400, [UNBOUNDED]))
+        try:
+            query = parse(jql)
+            if query.where is None:
+                raise HttpError(jira_error(400, [UNBOUNDED]))
+            matches = compile_query(query, caller.site.jql_env(caller.user))
+        except JqlError as exc:
+            raise HttpError(jira_error(400, [str(exc)])) from None
+        found = [issue for issue in caller.site.ordered if matches(issue)]
+        return sort_issues(found, query.order) if ordered else found
+
+    def approximate_count(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        body = _json_object(request)
+        return json_response(200, {"count": len(self.run_jql(caller, body.get("jql"), ordered=False))})
+
+    # -- issues ----------------------------------------------------------------------------------------
+
+    def bulk_fetch(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        body = _json_object(request)
+        wanted = body.get("issueIdsOrKeys")
+        if not isinstance(wanted, list) or not wanted:
+            return jira_error(400, ["issueIdsOrKeys must be a non-empty list of issue ids or keys."])
+        if len(wanted) > 100:
+            return jira_error(400, [f"The number of issues requested ({len(wanted)}) exceeds the limit of 100."])
+        selection = FieldSelection.parse(body.get("fields"), default=("*navigable",))
+        issues, errors = [], []
+        for value in wanted:
+            issue = caller.site.find_issue(str(value))
+            if issue is None:
+                errors.append({"id": str(value), "errorMessage": NO_ISSUE})
+            else:
+                issues.append(caller.site.issue_json(issue, selection, caller.base))
+        return json_response(200, {"issues": issues, "issueErrors": errors})
+
+    def _created(self, caller: Caller, issue: Issue) -> dict[str, Any]:
+        return {"id": str(issue.id), "key": issue.key, "self": f"{caller.base}/rest/api/3/issue/{issue.id}"}
+
+    def create_issue(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue, errors = caller.site.create_issue(_json_object(request), caller.user)
+        if issue is None:
+            return jira_error(400, errors=errors)
+        return json_response(201, self._created(caller, issue))
+
+    def create_issues(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        updates = _json_object(request).get("issueUpdates")
+        if not isinstance(updates, list):
+            return jira_error(400, ["issueUpdates must be a list of issues to create."])
+        if len(updates) > 50:
+            return jira_error(400, [f"Bulk create accepts at most 50 issues; got {len(updates)}."])
+        created, failed = [], []
+        for number, element in enumerate(updates):
+            issue, errors = caller.site.create_issue(element, caller.user)
+            if issue is None:
+                failed.append(
+                    {
+                        "status": 400,
+                        "elementErrors": {"errorMessages": [], "errors": errors},
+                        "failedElementNumber": number,
+                    }
+                )
+            else:
+                created.append(self._created(caller, issue))
+        # Jira answers 201 when at least one issue was created, 400 when all of them failed.
+        status = 400 if failed and not created else 201
+        return json_response(status, {"issues": created, "errors": failed})
+
+    def get_issue(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue = _issue_or_404(caller, params)
+        selection = FieldSelection.parse(request.query_all.get("fields"), default=("*all",))
+        return json_response(200, caller.site.issue_json(issue, selection, caller.base))
+
+    def edit_issue(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue = _issue_or_404(caller, params)
+        errors = caller.site.edit_issue(issue, _json_object(request))
+        if errors:
+            return jira_error(400, errors=errors)
+        if (request.q("returnIssue") or "").lower() == "true":
+            return json_response(200, caller.site.issue_json(issue, FieldSelection.parse(None, ("*all",)), caller.base))
+        return Response(204)
+
+    # -- workflow and comments -------------------------------------------------------------------------
+
+    def get_transitions(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue = _issue_or_404(caller, params)
+        transitions = caller.site.transitions(issue)
+        only = request.q("transitionId")
+        if only:
+            transitions = [t for t in transitions if t["id"] == only]
+        return json_response(200, {"expand": "transitions", "transitions": transitions})
+
+    def do_transition(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue = _issue_or_404(caller, params)
+        body = _json_object(request)
+        transition = body.get("transition")
+        transition_id = transition.get("id") if isinstance(transition, dict) else None
+        if transition_id is None:
+            return jira_error(400, ["Missing 'transition' identifier"])
+        if str(transition_id) not in {t["id"] for t in caller.site.transitions(issue)}:
+            return jira_error(400, [f"Transition id '{transition_id}' is not valid for this issue."])
+        if body.get("fields") or body.get("update"):
+            errors = caller.site.edit_issue(issue, {"fields": body.get("fields"), "update": body.get("update")})
+            if errors:
+                return jira_error(400, errors=errors)
+        caller.site.transition(issue, str(transition_id))
+        return Response(204)
+
+    def get_comments(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue = _issue_or_404(caller, params)
+        start = _int_param(request.q("startAt"), "startAt", 0)
+        limit = min(_int_param(request.q("maxResults"), "maxResults", 5000), 5000)
+        return json_response(200, caller.site.comment_page(issue, caller.base, start, limit))
+
+    def add_comment(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue = _issue_or_404(caller, params)
+        body = _json_object(request).get("body")
+        problem = "Comment body can not be empty!" if body is None else adf_problem(body)
+        if problem:
+            return jira_error(400, errors={"comment": problem})
+        comment = caller.site.add_comment(issue, body, caller.user)
+        return json_response(201, caller.site.comment_json(issue, comment, caller.base))

@@ -1,0 +1,440 @@
+"""The Jira Cloud emulator: Atlassian's auth server, its API gateway and Jira Cloud sites, offline.
+
+One real HTTP server on 127.0.0.1 plays all three by default::
+
+    with JiraCloudEmulator() as emu:
+        emu.seed_issues(count=500)
+        os.environ["AIRFLOW_CONN_JIRA_CLOUD_DEFAULT"] = emu.connection_json("basic")
+        ...  # run the code under test against emu.url
+
+It follows the Atlassian facts the provider relies on (auth per URL, scopes, rotating refresh
+tokens with reuse leeway and family revocation, search/jql paging, 410 for the removed search,
+realistic 429s) and lets a test inject faults, rate limits and move the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from ._accounts import Accounts, User
+from ._dispatch import Dispatcher, RecordedRequest
+from ._faults import FaultRule, failure, rate_limited
+from ._http import EmulatorHTTPServer
+from ._oauth import OAuthApp, OAuthServer, OAuthSettings
+from ._runtime import Clock, Counters
+from ._scopes import DEFAULT_TOKEN_SCOPES
+from ._site import STATUSES, JiraSite, Project, new_cloud_id
+
+DEFAULT_GRANT_SCOPES = ("read:jira-work", "write:jira-work", "read:jira-user", "offline_access")
+STAT_NAMES = (
+    "api_calls",
+    "token_refreshes",
+    "code_exchanges",
+    "reuse_within_leeway",
+    "family_revocations",
+    "rejected_refreshes",
+    "authorizations",
+    "auth_failures",
+    "scope_rejections",
+    "faults_injected",
+    "rate_limited",
+)
+
+
+class JiraCloudEmulator:
+    """An offline Jira Cloud for tests.
+
+    Where: ``url`` (= ``site_url``), ``api_url`` (gateway), ``auth_url``, ``cloud_id``; more sites
+    with ``add_site``. Who: ``default_user`` (classic API token), ``default_scoped_user``,
+    ``default_app`` (OAuth client), ``add_user``, ``add_oauth_app``, ``issue_grant``, ``consent``.
+    What: project ENG, ``create_project``, ``seed_issues``, ``get_issue``, ``set_status``.
+    Misbehaviour: ``fail_next``, ``rate_limit``, ``oauth`` (token lifetimes), ``advance``.
+    Observation: ``requests``, ``stats``. Airflow: ``connection_json``, ``connection_extra``.
+    """
+
+    def __init__(self, port: int = 0, seed: int = 0, *, host: str = "127.0.0.1", verbose: bool = False) -> None:
+        self._host = host
+        self._port = port
+        self._verbose = verbose
+        self._lock = threading.RLock()
+        self._rng = random.Random(seed)
+        self._clock = Clock()
+        self._servers: list[EmulatorHTTPServer] = []
+        self._site_ports: dict[str, int] = {}
+        self.stats = Counters({name: 0 for name in STAT_NAMES})
+        self.oauth = OAuthSettings()
+        self._accounts = Accounts(self._rng)
+        self.default_user = self._accounts.add("ada@example.com", display_name="Ada Lovelace")
+        self._oauth_server = OAuthServer(self.oauth, self._now, self.stats)
+        self._sites: dict[str, JiraSite] = {}
+        self.default_site = self._new_site("emulator")
+        self._dispatcher = Dispatcher(
+            lock=self._lock,
+            clock=self._now,
+            counters=self.stats,
+            accounts=self._accounts,
+            oauth=self._oauth_server,
+            sites=self._sites,
+            default_site=self.default_site,
+            default_user=self.default_user,
+        )
+        self.default_scoped_user = self.add_user("automation@example.com", scoped=True, display_name="Automation Bot")
+        self.default_app = self.add_oauth_app()
+
+    def __repr__(self) -> str:
+        where = self.default_site.url or "not started"
+        return f"JiraCloudEmulator({where}, cloud_id={self.cloud_id!r})"
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> JiraCloudEmulator:
+        with self._lock:
+            if self._servers:
+                return self
+            main = EmulatorHTTPServer(
+                self._host, self._port, self._dispatcher.app(self.default_site, main=True), verbose=self._verbose
+            )
+            self._port = main.port  # a restart keeps the same URL
+            self._servers.append(main)
+            self.default_site.url = f"http://{self._host}:{main.port}"
+            self._dispatcher.api_url = self.default_site.url
+            for site in self._sites.values():
+                if site is not self.default_site:
+                    self._serve(site)
+            main.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
+
+    def __enter__(self) -> JiraCloudEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def _serve(self, site: JiraSite) -> None:
+        server = EmulatorHTTPServer(
+            self._host,
+            self._site_ports.get(site.cloud_id, 0),
+            self._dispatcher.app(site, main=False),
+            verbose=self._verbose,
+        )
+        self._site_ports[site.cloud_id] = server.port
+        site.url = f"http://{self._host}:{server.port}"
+        self._servers.append(server)
+        server.start()
+
+    # -- where it is ----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The default site's URL (``http://127.0.0.1:PORT``), like ``https://x.atlassian.net``."""
+        if not self._servers:
+            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
+        return self.default_site.url
+
+    @property
+    def site_url(self) -> str:
+        return self.url
+
+    @property
+    def api_url(self) -> str:
+        """The gateway's base URL, like ``https://api.atlassian.com``."""
+        return self.url
+
+    @property
+    def auth_url(self) -> str:
+        """The auth server's base URL, like ``https://auth.atlassian.com``."""
+        return self.url
+
+    @property
+    def cloud_id(self) -> str:
+        return self.default_site.cloud_id
+
+    @property
+    def sites(self) -> list[JiraSite]:
+        with self._lock:
+            return list(self._sites.values())
+
+    # -- time -------------------------------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """A callable returning the emulator's now (seconds); ``advance()`` moves it forward."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], float]) -> None:
+        self._clock = value if isinstance(value, Clock) else Clock(value)
+
+    def _now(self) -> float:
+        return self._clock()
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward, e.g. past an access token's expiry."""
+        with self._lock:
+            self._clock.advance(seconds)
+
+    # -- accounts and OAuth --------------------------------------------------------------------------
+
+    def add_user(
+        self,
+        email: str,
+        api_token: str | None = None,
+        *,
+        scoped: bool = False,
+        scopes: Iterable[str] | None = None,
+        display_name: str | None = None,
+    ) -> User:
+        """An account with one API token; ``scoped=True`` (or any ``scopes``) makes it a scoped token."""
+        scoped = scoped or scopes is not None
+        chosen = tuple(scopes) if scopes is not None else (DEFAULT_TOKEN_SCOPES if scoped else ())
+        with self._lock:
+            return self._accounts.add(email, api_token, scoped=scoped, scopes=chosen, display_name=display_name)
+
+    def add_oauth_app(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        redirect_uris: Sequence[str] = ("http://127.0.0.1/callback",),
+    ) -> OAuthApp:
+        with self._lock:
+            return self._oauth_server.add_app(client_id, client_secret, tuple(redirect_uris))
+
+    def issue_grant(
+        self, client_id: str, scopes: Iterable[str] = DEFAULT_GRANT_SCOPES, user: User | None = None
+    ) -> dict[str, Any]:
+        """A consented grant without the browser round trip: the token response of its code exchange."""
+        with self._lock:
+            return self._oauth_server.new_grant(client_id, tuple(scopes), user or self.default_user)
+
+    def revoke_grant(self, refresh_token_or_client_id: str) -> int:
+        """Revoke the grant of a refresh token, or every grant of a client id; returns how many."""
+        with self._lock:
+            return self._oauth_server.revoke(refresh_token_or_client_id)
+
+    @property
+    def consent(self) -> str:
+        """What the user answers on the consent screen: ``"approve"`` or ``"deny"``."""
+        return self._dispatcher.consent
+
+    @consent.setter
+    def consent(self, value: str) -> None:
+        if value not in ("approve", "deny"):
+            raise ValueError("consent must be 'approve' or 'deny'")
+        self._dispatcher.consent = value
+
+    @property
+    def consent_user(self) -> User:
+        """The user logged in at the consent screen (default: ``default_user``)."""
+        return self._dispatcher.consent_user or self.default_user
+
+    @consent_user.setter
+    def consent_user(self, user: User | None) -> None:
+        self._dispatcher.consent_user = user
+
+    # -- sites, projects, issues ------------------------------------------------------------------------
+
+    def _new_site(self, name: str) -> JiraSite:
+        site = JiraSite(name, new_cloud_id(self._rng), self._accounts, self._now)
+        site.create_project("ENG", "Engineering")
+        self._sites[site.cloud_id] = site
+        return site
+
+    def add_site(self, name: str) -> JiraSite:
+        """Another Jira site of the same Atlassian organisation, on its own port, with project ENG."""
+        with self._lock:
+            site = self._new_site(name)
+            if self._servers:
+                self._serve(site)
+            return site
+
+    def create_project(self, key: str, name: str | None = None, *, site: JiraSite | None = None) -> Project:
+        with self._lock:
+            return (site or self.default_site).create_project(key, name)
+
+    def seed_issues(
+        self,
+        project: str = "ENG",
+        count: int = 10,
+        statuses: Iterable[str] | None = None,
+        labels: Iterable[str | Sequence[str]] | None = None,
+        *,
+        site: JiraSite | None = None,
+    ) -> list[str]:
+        """Create ``count`` issues quickly; returns their keys.
+
+        ``statuses`` and ``labels`` are handed out round-robin, one element per issue (a label
+        element may be a list of labels). Defaults: all three statuses in turn; labels
+        ``backend``, ``frontend``, ``backend``+``urgent`` and none in turn. A missing project is created.
+        """
+        with self._lock:
+            target = site or self.default_site
+            found = target.find_project(project) or target.create_project(project)
+            return target.seed(
+                found,
+                count,
+                list(statuses) if statuses is not None else list(STATUSES),
+                list(labels) if labels is not None else [("backend",), ("frontend",), ("backend", "urgent"), ()],
+                self.default_user,
+                self._rng,
+            )
+
+    def get_issue(self, key: str, *, site: JiraSite | None = None) -> dict[str, Any]:
+        """A deep copy of the stored issue as Jira shows it with ``fields=*all``."""
+        with self._lock:
+            target = site or self.default_site
+            issue = target.find_issue(key)
+            if issue is None:
+                raise KeyError(f"no issue {key} on site {target.name}")
+            return target.snapshot(issue)
+
+    def issue_keys(self, project: str | None = None, *, site: JiraSite | None = None) -> list[str]:
+        """Keys of the stored issues in creation order, optionally of one project."""
+        with self._lock:
+            target = site or self.default_site
+            return [i.key for i in target.ordered if project is None or i.project == project.upper()]
+
+    def set_status(self, key: str, status_name: str, *, site: JiraSite | None = None) -> None:
+        """Put an issue in a status directly, bypassing the workflow's transitions."""
+        with self._lock:
+            target = site or self.default_site
+            issue = target.find_issue(key)
+            if issue is None:
+                raise KeyError(f"no issue {key} on site {target.name}")
+            target.set_status(issue, status_name)
+
+    # -- faults and observation ---------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str | None,
+        path_regex: str | re.Pattern[str],
+        *,
+        status: int = 503,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        drop: bool = False,
+    ) -> None:
+        """The next ``times`` calls matching method (None or "*": any) and path regex (searched) fail.
+
+        ``body``: None gives a Jira-style JSON error, a str is sent as an HTML page (like a proxy's),
+        a dict or list as JSON. ``drop=True`` closes the connection without any answer.
+        """
+        with self._lock:
+            self._dispatcher.faults.add(
+                FaultRule(_method(method), re.compile(path_regex), times, failure(status, headers, body, drop))
+            )
+
+    def rate_limit(
+        self,
+        method: str | None = None,
+        path_regex: str | re.Pattern[str] | None = None,
+        *,
+        times: int = 1,
+        retry_after: str | float | None = "1",
+        reason: str = "jira-burst-based",
+    ) -> None:
+        """The next ``times`` matching calls get a 429 like Jira's (no path: any REST API call).
+
+        ``retry_after=None`` omits the Retry-After header, as a gateway once did.
+        """
+        upper = _method(method)
+        after = None if retry_after is None else str(retry_after)
+        pattern = re.compile(path_regex) if path_regex is not None else None
+        with self._lock:
+            self._dispatcher.faults.add(
+                FaultRule(upper, pattern, times, rate_limited(upper, after, reason), counter="rate_limited")
+            )
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._dispatcher.faults.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request answered so far (oldest first; a copy)."""
+        with self._lock:
+            return list(self._dispatcher.requests)
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self._dispatcher.requests.clear()
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            for name in self.stats:
+                self.stats[name] = 0
+
+    # -- Airflow connections ----------------------------------------------------------------------------
+
+    def connection_extra(self, auth_type: str = "basic", **overrides: Any) -> dict[str, Any]:
+        """The ``extra`` of a ``jira_cloud`` connection to this emulator.
+
+        ``"basic"``: classic API token at the site URL. ``"scoped"``: a scoped API token, still
+        ``auth_type`` basic, with ``cloud_id`` so that calls go through the gateway. ``"oauth2"``:
+        3LO with the default app and a fresh grant's refresh token unless overridden.
+        """
+        if auth_type == "basic":
+            extra: dict[str, Any] = {"auth_type": "basic"}
+        elif auth_type == "scoped":
+            extra = {
+                "auth_type": "basic",
+                "cloud_id": self.cloud_id,
+                "auth_url": self.auth_url,
+                "api_url": self.api_url,
+            }
+        elif auth_type == "oauth2":
+            client_id = overrides.get("client_id") or self.default_app.client_id
+            app = self._oauth_server.apps.get(client_id)
+            refresh_token = overrides.get("refresh_token") or self.issue_grant(client_id)["refresh_token"]
+            extra = {
+                "auth_type": "oauth2",
+                "client_id": client_id,
+                "client_secret": app.client_secret if app else "",
+                "refresh_token": refresh_token,
+                "cloud_id": self.cloud_id,
+                "auth_url": self.auth_url,
+                "api_url": self.api_url,
+            }
+        else:
+            raise ValueError("auth_type must be 'basic', 'scoped' or 'oauth2'")
+        extra.update(overrides)
+        return extra
+
+    def connection_json(
+        self,
+        auth_type: str = "basic",
+        user: User | None = None,
+        app: OAuthApp | None = None,
+        refresh_token: str | None = None,
+        **extra_overrides: Any,
+    ) -> str:
+        """JSON for ``AIRFLOW_CONN_<ID>``: a ``jira_cloud`` connection to this emulator."""
+        connection: dict[str, Any] = {"conn_type": "jira_cloud", "host": self.url}
+        if auth_type == "oauth2":
+            chosen_app = app or self.default_app
+            extra_overrides.setdefault("client_id", chosen_app.client_id)
+            extra_overrides.setdefault("client_secret", chosen_app.client_secret)
+            if refresh_token:
+                extra_overrides["refresh_token"] = refresh_token
+        else:
+            chosen = user or (self.default_scoped_user if auth_type == "scoped" else self.default_user)
+            connection.update(login=chosen.email, password=chosen.api_token)
+        connection["extra"] = self.connection_extra(auth_type, **extra_overrides)
+        return json.dumps(connection)
+
+
+def _method(method: str | None) -> str | None:
+    return None if method in (None, "", "*") else method.upper()
