@@ -66,7 +66,7 @@ class JiraHTTPError(JiraError):
         parts = [f"{self.method} {self.path} -> HTTP {self.status}"]
         said = [*self.error_messages, *(f"{k}: {v}" for k, v in self.errors.items())]
         if said:
-            parts.append("Jira says: " + "; ".join(str(s) for s in said))
+            parts.append("Jira says: " + "; ".join(str(s) for s in said).rstrip("."))
         elif self.body:
             parts.append("body: " + self.body[:300])
         if self.hint:

@@ -1,0 +1,648 @@
+"""``JiraClient``: Jira Cloud REST API v3 over one pooled ``requests`` session."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+from collections.abc import Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from urllib3.util.retry import Retry
+
+from airflow_provider_jira_auth.client.adf import ensure_adf
+from airflow_provider_jira_auth.client.bulk import (
+    BULK_CREATE_CHUNK,
+    BulkCreateResult,
+    BulkFetchResult,
+    add_bulk_create_chunk,
+    chunked,
+    error_item,
+    issue_update,
+    with_rich_text,
+)
+from airflow_provider_jira_auth.client.errors import (
+    JiraAuthenticationError,
+    JiraBulkError,
+    JiraConfigError,
+    JiraError,
+    JiraGoneError,
+    JiraHTTPError,
+    JiraNotFoundError,
+    JiraPermissionError,
+    JiraRateLimitError,
+    JiraResponseError,
+    JiraScopeError,
+    JiraServerError,
+    JiraTransportError,
+    JiraValidationError,
+)
+from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, parse_retry_after
+from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base_url
+
+log = logging.getLogger(__name__)
+
+
+def _package_version() -> str:
+    try:
+        return version("airflow-provider-jira-auth")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+DEFAULT_USER_AGENT = f"airflow-provider-jira-auth/{_package_version()}"
+
+#: Jira's own limit for ``maxResults`` of ``search/jql``.
+MAX_PAGE_SIZE = 5000
+
+_REST_PREFIX = REST_API_PATH + "/"
+
+#: Response headers worth keeping on an exception; anything else (cookies!) is dropped.
+_KEPT_RESPONSE_HEADERS = (
+    "Content-Type",
+    "Retry-After",
+    "RateLimit-Reason",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-RateLimit-NearLimit",
+    "X-Seraph-LoginReason",
+    "WWW-Authenticate",
+    "X-AREQUESTID",
+    "ATL-TraceId",
+)
+_CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
+_REDACTED = "[redacted]"
+
+_ERRORS_BY_STATUS: dict[int, type[JiraHTTPError]] = {
+    400: JiraValidationError,
+    403: JiraPermissionError,
+    404: JiraNotFoundError,
+    410: JiraGoneError,
+}
+
+#: Statuses mapped by status even when the body is not JSON (as are all 5xx).
+_STATUS_SAYS_IT_ALL = frozenset({401, 429})
+
+# X-Seraph-LoginReason values meaning "the credentials were refused and Jira answered as anonymous".
+_LOGIN_REFUSED = ("AUTHENTICATED_FAILED", "AUTHENTICATION_DENIED")
+
+_SERVER_HINT = "Jira or a gateway in front of it failed; this is usually transient, so a task retry should get through"
+
+
+# -- error mapping ---------------------------------------------------------------------------
+
+
+def error_from_response(method: str, path: str, response: requests.Response, auth: AuthBase | None = None) -> JiraError:
+    """The exception for a response that is not a usable success: the one error mapping.
+
+    A body that is not JSON means something other than Jira answered (a proxy, a login page)
+    and gives :class:`JiraResponseError`, except for 401, 429 and 5xx, whose status alone says
+    what happened and what to do. Text from the response is scrubbed of the request's
+    credentials before it goes into a message.
+
+    :param method: upper-case HTTP method.
+    :param path: path relative to ``/rest/api/3``.
+    :param response: the final response (after retries).
+    :param auth: the client's auth, for its ``unauthorized_hint`` and ``secret_values``.
+    """
+    status = response.status_code
+    text = _redact(response.text if response.content else "", response, auth)
+    content_type = response.headers.get("Content-Type", "")
+    data = _json_or_none(text)
+    headers = {name: response.headers[name] for name in _KEPT_RESPONSE_HEADERS if name in response.headers}
+
+    if status < 300 and _login_refused(response):
+        return JiraAuthenticationError(
+            method,
+            path,
+            status,
+            headers=headers,
+            hint=_with_auth_hint(
+                "Jira refused the credentials and answered as an anonymous user "
+                f"(X-Seraph-LoginReason: {response.headers.get('X-Seraph-LoginReason')}), so results would be "
+                "incomplete. " + JiraAuthenticationError.hint,
+                auth,
+            ),
+        )
+    foreign_body = data is None and bool(text.strip())
+    if status < 300 or (foreign_body and status not in _STATUS_SAYS_IT_ALL and status < 500):
+        return JiraResponseError(method, path, status, content_type, text)
+
+    messages, errors = _jira_said(data)
+    common: dict[str, Any] = {
+        "error_messages": messages,
+        "errors": errors,
+        "body": text,
+        "headers": headers,
+    }
+    if status == 401:
+        if "scope does not match" in text.lower():
+            scope = _needed_scope(method, path)
+            return JiraScopeError(method, path, status, scope=scope, hint=_scope_hint(scope), **common)
+        hint = _with_auth_hint(JiraAuthenticationError.hint, auth)
+        return JiraAuthenticationError(method, path, status, hint=hint, **common)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        reason = response.headers.get("RateLimit-Reason")
+        return JiraRateLimitError(
+            method,
+            path,
+            status,
+            retry_after=retry_after,
+            reason=reason,
+            hint=_rate_limit_hint(retry_after, reason, response.headers.get("X-RateLimit-Reset")),
+            **common,
+        )
+    if status >= 500:
+        return JiraServerError(method, path, status, hint=_SERVER_HINT, **common)
+    return _ERRORS_BY_STATUS.get(status, JiraHTTPError)(method, path, status, **common)
+
+
+def _login_refused(response: requests.Response) -> bool:
+    reason = (response.headers.get("X-Seraph-LoginReason") or "").upper()
+    return any(refused in reason for refused in _LOGIN_REFUSED)
+
+
+def _secrets(response: requests.Response, auth: AuthBase | None) -> list[str]:
+    secrets = [str(s) for s in getattr(auth, "secret_values", None) or () if s]
+    request_headers = response.request.headers if response.request is not None else {}
+    for name in _CREDENTIAL_HEADERS:
+        value = request_headers.get(name)
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if value:
+            secrets.append(value)
+            secrets.append(value.split(" ", 1)[-1])  # the credential without "Basic "/"Bearer "
+    # Longest first, so a token inside a longer secret does not leave a partial match behind.
+    return sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+
+def _redact(text: str, response: requests.Response, auth: AuthBase | None) -> str:
+    for secret in _secrets(response, auth):
+        text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _json_or_none(text: str) -> Any:
+    if not text.strip():
+        return None
+    try:
+        return jsonlib.loads(text)
+    except ValueError:
+        return None
+
+
+def _jira_said(data: Any) -> tuple[list[str], dict[str, Any]]:
+    """Jira's ``errorMessages`` and ``errors``, plus the ``message`` the gateway and OAuth use."""
+    if not isinstance(data, dict):
+        return [], {}
+    raw = data.get("errorMessages")
+    messages = [str(m) for m in raw if m] if isinstance(raw, list) else []
+    for key in ("message", "errorMessage", "error_description"):
+        if isinstance(data.get(key), str) and data[key]:
+            messages.append(data[key])
+    if not messages and isinstance(data.get("error"), str):
+        messages.append(data["error"])
+    errors = data.get("errors")
+    return messages, dict(errors) if isinstance(errors, dict) else {}
+
+
+def _with_auth_hint(hint: str, auth: AuthBase | None) -> str:
+    extra = getattr(auth, "unauthorized_hint", None)
+    return f"{hint}. {extra}" if extra else hint
+
+
+def _needed_scope(method: str, path: str) -> str | None:
+    """The classic scope a call needs (see ATLASSIAN.md: scopes), for the usual endpoints."""
+    if path == "myself":
+        return "read:jira-user"
+    if path.startswith(("issue", "search", "jql")):
+        return "read:jira-work" if method == "GET" or path in READ_ONLY_POSTS else "write:jira-work"
+    return None
+
+
+def _scope_hint(scope: str | None) -> str:
+    needed = f"the scope {scope}" if scope else "a scope this call needs"
+    return (
+        f"The credentials are valid but lack {needed}: add it to the app in the Atlassian developer "
+        "console (or create the scoped API token with it) and consent again"
+    )
+
+
+def _rate_limit_hint(retry_after: float | None, reason: str | None, reset: str | None) -> str:
+    why = f" ({reason})" if reason else ""
+    if reason and "quota" in reason:
+        until = f" until {reset}" if reset else ""
+        return f"Jira's request quota is used up{why}: pause calls with these credentials{until}"
+    after = f"; Jira asks to wait {retry_after:g} s" if retry_after is not None else ""
+    return f"Jira kept rate-limiting this call{why}{after}. Retry later or make fewer calls per second"
+
+
+# -- paths -----------------------------------------------------------------------------------
+
+
+def relative_path(path: str) -> str:
+    """``path`` relative to ``/rest/api/3``: a leading ``/`` or ``rest/api/3/`` is dropped.
+
+    :raises ValueError: for an absolute URL or another REST API.
+    """
+    if "://" in path or path.startswith("//"):
+        raise ValueError(
+            f"{path!r} is an absolute URL; JiraClient only calls its own REST root: pass a path relative "
+            "to it, such as 'issue/ENG-1' or 'search/jql'"
+        )
+    path = path.lstrip("/")
+    if path.startswith("rest/"):
+        if not (path + "/").startswith(_REST_PREFIX):
+            raise ValueError(f"{path!r} is not under /{REST_API_PATH}; JiraClient speaks REST API v3 only")
+        path = path[len(_REST_PREFIX) :]
+    return path
+
+
+def _segment(value: str | int) -> str:
+    return quote(str(value), safe="")
+
+
+def _comma_list(value: str | Iterable[str]) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _require_jql(jql: str, caller: str) -> None:
+    if not isinstance(jql, str) or not jql.strip():
+        raise ValueError(
+            f"{caller}() needs a JQL query; Jira refuses empty (unbounded) JQL. Use e.g. 'project = ENG ORDER BY key'"
+        )
+
+
+def _root_cause(exc: requests.RequestException) -> BaseException:
+    """urllib3's reason inside requests' wrapper, whose "Max retries exceeded" would mislead."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return reason if isinstance(reason, BaseException) else exc
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # The one retry policy is ours: urllib3 must not repeat anything behind its back.
+    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+class JiraClient:
+    """Jira Cloud REST API v3 client: one pooled session, one retry policy, typed errors.
+
+    Auth is any :class:`requests.auth.AuthBase`. Two optional attributes of it are honored:
+
+    * ``handle_unauthorized(response) -> bool``: called on a 401; when it returns ``True`` (it
+      got fresh credentials) the request is sent once more, whatever its method, since a
+      refused request was not processed;
+    * ``unauthorized_hint``: appended to :class:`JiraAuthenticationError` messages.
+
+    Values in ``auth.secret_values`` (if any) are scrubbed from every message, like the
+    ``Authorization`` header itself.
+
+    :param rest_url: the REST root, e.g. ``https://example.atlassian.net/rest/api/3`` or
+        ``https://api.atlassian.com/ex/jira/<cloudId>/rest/api/3`` (see :mod:`.urls`).
+    :param auth: puts the credentials on each request; ``None`` for anonymous calls.
+    :param timeout: seconds, or ``(connect, read)``, for every request.
+    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param retry: the retry policy; default :class:`RetryPolicy()`.
+    :param session: a session to use instead of the client's own; it is not closed by :meth:`close`.
+    :param user_agent: the ``User-Agent`` header.
+    """
+
+    def __init__(
+        self,
+        rest_url: str,
+        auth: AuthBase | None,
+        *,
+        timeout: float | tuple[float, float] = 30.0,
+        verify: bool | str = True,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self.rest_url = normalize_base_url(rest_url, "rest_url")
+        self.auth = auth
+        self.timeout = timeout
+        self.verify = verify
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._owns_session = session is None
+        self.session = session if session is not None else _new_session()
+        self._headers = {"Accept": "application/json", "User-Agent": user_agent}
+        # What Session.request would work out from the environment (proxies, CA bundle) on every
+        # call, scanning os.environ twice each time; the client talks to one host, so once is enough.
+        self._send_settings = self.session.merge_environment_settings(self.rest_url, {}, None, verify, None)
+        self._handle_unauthorized = getattr(auth, "handle_unauthorized", None)
+
+    def __repr__(self) -> str:
+        return f"JiraClient({self.rest_url!r})"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool (only if the client created the session)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> JiraClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- transport --------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Call an endpoint and return its parsed JSON (``None`` for 204 or an empty body).
+
+        :param method: HTTP method.
+        :param path: relative to the REST root, e.g. ``"myself"`` or ``"issue/ENG-1"``.
+        :param params: query parameters.
+        :param json: request body, sent as JSON.
+        :raises JiraError: a subclass saying what went wrong; see :func:`error_from_response`.
+        """
+        method = method.upper()
+        path = relative_path(path)
+        return self._parse(method, path, self._send(method, path, params, json))
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> requests.Response:
+        """Send with retries and the one 401 re-send; return the final response, whatever its status."""
+        url = f"{self.rest_url}/{path}"
+        route = path.partition("?")[0].strip("/")
+        session, timeout, settings = self.session, self.timeout, self._send_settings
+        request = requests.Request(method, url, headers=self._headers, params=params or {}, json=body, auth=self.auth)
+
+        def send() -> requests.Response:
+            # Prepared per attempt so that the auth puts current credentials on each one.
+            return session.send(session.prepare_request(request), timeout=timeout, allow_redirects=True, **settings)
+
+        bad_header = False
+        try:
+            response = self.retry.call(method, route, send)
+            if response.status_code == 401 and self._handle_unauthorized and self._handle_unauthorized(response):
+                log.info("Jira %s %s -> HTTP 401; sending it once more with refreshed credentials", method, route)
+                response = self.retry.call(method, route, send)
+        except (JiraError, requests.exceptions.InvalidJSONError):
+            raise
+        except requests.exceptions.InvalidHeader:
+            bad_header = True
+        except requests.RequestException as exc:
+            raise JiraTransportError(method, route, _root_cause(exc)) from exc
+        except ValueError as exc:
+            if not (isinstance(exc, UnicodeEncodeError) or "header" in str(exc).lower()):
+                raise
+            bad_header = True
+        if bad_header:
+            # Raised outside the except block: requests and http.client quote the refused header
+            # value, which may be the credential itself, so the original must not be chained.
+            raise JiraConfigError(
+                "credentials",
+                "a request header holds characters HTTP does not allow (often a newline or a non-ASCII "
+                "character pasted with a token); enter the credential again without them",
+            )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("Jira %s %s -> HTTP %s in %s", method, route, response.status_code, response.elapsed)
+        return response
+
+    def _parse(self, method: str, path: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if not 200 <= status < 300 or ("X-Seraph-LoginReason" in response.headers and _login_refused(response)):
+            raise error_from_response(method, path.partition("?")[0], response, self.auth)
+        content = response.content
+        if status == 204 or not content:
+            return None
+        try:
+            return jsonlib.loads(content)
+        except ValueError:
+            if not content.strip():
+                return None
+            raise error_from_response(method, path.partition("?")[0], response, self.auth) from None
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search_issues(
+        self,
+        jql: str,
+        *,
+        fields: str | Iterable[str] | None = None,
+        page_size: int = 100,
+        expand: str | Iterable[str] | None = None,
+        max_results: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Issues matching ``jql``, read page by page (``POST search/jql`` with ``nextPageToken``).
+
+        A lazy iterator: a page is requested only when the previous one has been consumed, and
+        only one page is held in memory. Arguments are checked at call time.
+
+        :param jql: a bounded JQL query; empty JQL raises :class:`ValueError`.
+        :param fields: fields to return (list or comma-separated). Jira's default is ``id`` only;
+            use ``["*navigable"]`` or ``["*all"]`` for more.
+        :param page_size: issues per request, 1..5000 (Jira may return fewer).
+        :param expand: e.g. ``"changelog,names"``.
+        :param max_results: stop after this many issues; ``None`` for all.
+        """
+        _require_jql(jql, "search_issues")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+        if max_results is not None and max_results < 0:
+            raise ValueError(f"max_results must be >= 0 or None, got {max_results}")
+        body: dict[str, Any] = {"jql": jql, "maxResults": page_size}
+        if fields is not None:
+            body["fields"] = _comma_list(fields)
+        if expand:
+            body["expand"] = ",".join(_comma_list(expand))
+        return self._search_pages(body, page_size, max_results)
+
+    def _search_pages(self, body: dict[str, Any], page_size: int, limit: int | None) -> Iterator[dict[str, Any]]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            if remaining is not None:
+                body["maxResults"] = min(page_size, remaining)
+            page = self.request("POST", "search/jql", json=body) or {}
+            issues = page.get("issues") or []
+            token = page.get("nextPageToken")
+            last = page.get("isLast")
+            page = None  # keep only the issues list alive while yielding
+            if remaining is not None:
+                if len(issues) > remaining:
+                    issues = issues[:remaining]
+                remaining -= len(issues)
+            yield from issues
+            if last or not token:
+                return
+            if token == body.get("nextPageToken"):
+                raise JiraError(
+                    "POST search/jql returned the same nextPageToken twice; stopping instead of looping forever"
+                )
+            body["nextPageToken"] = token
+
+    def approximate_count(self, jql: str) -> int:
+        """Jira's estimate of how many issues match ``jql`` (``POST search/approximate-count``)."""
+        _require_jql(jql, "approximate_count")
+        return int(self.request("POST", "search/approximate-count", json={"jql": jql})["count"])
+
+    # -- issues -----------------------------------------------------------------------------
+
+    def get_issue(
+        self, key: str, *, fields: str | Iterable[str] | None = None, expand: str | Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """One issue by key or id.
+
+        :raises JiraNotFoundError: it does not exist or is not visible to this user.
+        """
+        params: dict[str, Any] = {}
+        if fields is not None:
+            params["fields"] = ",".join(_comma_list(fields))
+        if expand:
+            params["expand"] = ",".join(_comma_list(expand))
+        return self.request("GET", f"issue/{_segment(key)}", params=params or None)
+
+    def bulk_fetch(
+        self, keys_or_ids: str | Iterable[str], *, fields: str | Iterable[str] | None = None
+    ) -> BulkFetchResult:
+        """Issues by key or id, 100 per ``POST issue/bulkfetch``, fetched as they are read.
+
+        Unknown or invisible issues do not stop the iteration: they are collected in the
+        returned iterator's ``missing`` (and Jira's ``issueErrors`` in ``issue_errors``), complete
+        once it is exhausted. Check them if every key must exist.
+        """
+        keys = [keys_or_ids] if isinstance(keys_or_ids, str) else keys_or_ids
+        field_list = _comma_list(fields) if fields is not None else None
+
+        def fetch(chunk: list[str]) -> Any:
+            payload: dict[str, Any] = {"issueIdsOrKeys": chunk}
+            if field_list is not None:
+                payload["fields"] = field_list
+            return self.request("POST", "issue/bulkfetch", json=payload)
+
+        return BulkFetchResult(keys, fetch)
+
+    def create_issue(self, fields: dict[str, Any], *, update: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create one issue; a plain-text ``description`` or ``environment`` is converted to ADF.
+
+        :return: ``{"id", "key", "self"}``.
+        """
+        payload: dict[str, Any] = {"fields": with_rich_text(fields)}
+        if update:
+            payload["update"] = update
+        return self.request("POST", "issue", json=payload)
+
+    def create_issues(self, issues: Iterable[dict[str, Any]], *, raise_on_error: bool = True) -> BulkCreateResult:
+        """Create many issues, 50 per ``POST issue/bulk``.
+
+        Each item is a ``fields`` dict, or ``{"fields": ..., "update": ...}``. Jira creates what it
+        can and reports the rest per element; indexes in the result refer to positions in
+        ``issues``. If a whole request fails after earlier ones created issues, its items and
+        all later ones are reported as errors (nothing more is sent), so no created issue goes
+        unreported; if nothing was created yet, that request's error is raised as is.
+
+        :param raise_on_error: raise :class:`JiraBulkError` (holding the result) if any issue
+            was not created; otherwise return the result with its ``errors``.
+        """
+        result = BulkCreateResult()
+        offset = 0
+        chunks = chunked((issue_update(item) for item in issues), BULK_CREATE_CHUNK)
+        failure: JiraError | None = None
+        for chunk in chunks:
+            try:
+                body = self._bulk_create_chunk(chunk)
+            except JiraError as exc:
+                if not result.created:
+                    raise
+                failure = exc
+                status = exc.status if isinstance(exc, JiraHTTPError) else None
+                # After a 5xx or a lost answer Jira may have created some of them: say so.
+                unsure = "outcome unknown, check before retrying: " if status is None or status >= 500 else ""
+                result.errors.extend(error_item(offset + n, status, [unsure + str(exc)]) for n in range(len(chunk)))
+                offset += len(chunk)
+                for rest in chunks:
+                    result.errors.extend(
+                        error_item(offset + n, None, ["not sent: an earlier request of this bulk create failed"])
+                        for n in range(len(rest))
+                    )
+                    offset += len(rest)
+                break
+            add_bulk_create_chunk(result, body, offset, len(chunk))
+            offset += len(chunk)
+        if result.errors and raise_on_error:
+            raise JiraBulkError(result) from failure
+        return result
+
+    def _bulk_create_chunk(self, chunk: list[dict[str, Any]]) -> Any:
+        response = self._send("POST", "issue/bulk", None, {"issueUpdates": chunk})
+        # When every element fails Jira answers 400, with the same per-element body as a 201.
+        if response.status_code == 400:
+            data = _json_or_none(response.text)
+            if isinstance(data, dict) and isinstance(data.get("errors"), list) and data["errors"]:
+                return data
+        return self._parse("POST", "issue/bulk", response)
+
+    def update_issue(
+        self,
+        key: str,
+        *,
+        fields: dict[str, Any] | None = None,
+        update: dict[str, Any] | None = None,
+        notify_users: bool = True,
+    ) -> None:
+        """Edit an issue (``PUT issue/{key}``).
+
+        :param notify_users: ``False`` suppresses the notification emails; Jira allows that only
+            to admins, so it is sent only when ``False``.
+        """
+        if fields is None and update is None:
+            raise ValueError("update_issue() needs fields or update")
+        payload: dict[str, Any] = {}
+        if fields is not None:
+            payload["fields"] = with_rich_text(fields)
+        if update is not None:
+            payload["update"] = update
+        params = None if notify_users else {"notifyUsers": "false"}
+        self.request("PUT", f"issue/{_segment(key)}", params=params, json=payload)
+
+    def get_transitions(self, key: str) -> list[dict[str, Any]]:
+        """The transitions available to this user on the issue: ``[{"id", "name", "to"}, ...]``."""
+        body = self.request("GET", f"issue/{_segment(key)}/transitions")
+        return list((body or {}).get("transitions") or [])
+
+    def transition_issue(self, key: str, transition_id: str | int, *, fields: dict[str, Any] | None = None) -> None:
+        """Move an issue through a transition, by transition id (see :meth:`get_transitions`)."""
+        payload: dict[str, Any] = {"transition": {"id": str(transition_id)}}
+        if fields:
+            payload["fields"] = with_rich_text(fields)
+        self.request("POST", f"issue/{_segment(key)}/transitions", json=payload)
+
+    def add_comment(self, key: str, body: str | dict[str, Any]) -> dict[str, Any]:
+        """Comment on an issue; plain text is converted to ADF."""
+        return self.request("POST", f"issue/{_segment(key)}/comment", json={"body": ensure_adf(body)})
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def myself(self) -> dict[str, Any]:
+        """The user behind the credentials: the way to test them (401 when refused)."""
+        return self.request("GET", "myself")
+
+    def server_info(self) -> dict[str, Any]:
+        """Jira's version and base URL; needs no auth."""
+        return self.request("GET", "serverInfo")

@@ -1,0 +1,254 @@
+"""The one retry policy of the client, built on tenacity.
+
+Follows Atlassian's advice (see ATLASSIAN.md: rate limits): honor ``Retry-After`` as a minimum,
+otherwise back off exponentially from ~2 s with jitter x0.7-1.3, cap ~30 s, about 4 retries, and
+retry automatically only what is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from urllib3.exceptions import NewConnectionError
+
+log = logging.getLogger(__name__)
+
+#: Methods whose repetition has the same effect as sending them once.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+#: POST endpoints (relative to ``/rest/api/3``) that only read: safe to repeat like a GET.
+READ_ONLY_POSTS = frozenset({"search/jql", "search/approximate-count", "issue/bulkfetch", "jql/parse", "jql/match"})
+
+#: Statuses that may carry ``Retry-After``.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+#: Gateway and availability errors: the request may or may not have been processed.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+#: Errors raised while talking to the server: no (complete) HTTP answer came back.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def is_safe_to_repeat(method: str, path: str) -> bool:
+    """Whether sending ``method path`` twice has the effect of sending it once.
+
+    :param method: upper-case HTTP method.
+    :param path: path relative to ``/rest/api/3``, without query string or surrounding ``/``.
+    """
+    return method in IDEMPOTENT_METHODS or (method == "POST" and path in READ_ONLY_POSTS)
+
+
+def nothing_was_sent(exc: BaseException) -> bool:
+    """Whether the request failed before a connection existed, so the server saw nothing."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", None)  # urllib3's MaxRetryError
+        return isinstance(reason, NewConnectionError)
+    return False
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    :return: ``None`` when the header is absent or unreadable; never negative.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class RetryableOutcome(Exception):
+    """An attempt that failed in a way worth repeating; carried through tenacity to the wait."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        response: requests.Response | None = None,
+        error: BaseException | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(method, path)
+        self.method = method
+        self.path = path
+        self.response = response
+        self.error = error
+        self.retry_after = retry_after
+
+    @property
+    def what(self) -> str:
+        """The status or the transport error's type, for logs (never its message)."""
+        if self.response is not None:
+            return f"HTTP {self.response.status_code}"
+        return type(self.error).__name__
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long the client waits before repeating a request.
+
+    What is retried:
+
+    * 429 for every method: a rate-limited request was refused before any work was done, so
+      repeating it is safe even for a create;
+    * 502/503/504 and transport errors (connection dropped, read timeout) only for requests
+      that are safe to repeat (:func:`is_safe_to_repeat`): the server may have acted already;
+    * a connect timeout or refused connection for every method: nothing was sent.
+
+    How long: 429 and 503 wait at least ``Retry-After`` (and at least ``retry_after_floor``);
+    otherwise exponential backoff ``backoff_initial * 2**n`` capped at ``backoff_cap``, times a
+    random factor from ``jitter``. A ``Retry-After`` above ``max_retry_after`` is not waited for:
+    the error is raised at once, for the caller (an Airflow task retry) to handle.
+
+    :param max_attempts: attempts in total, the first one included.
+    :param backoff_initial: first backoff in seconds.
+    :param backoff_cap: largest backoff in seconds (before jitter).
+    :param jitter: range of the random factor applied to each wait.
+    :param retry_after_floor: smallest wait after a ``Retry-After``, so ``Retry-After: 0`` cannot spin.
+    :param max_retry_after: longest ``Retry-After`` worth waiting for in-process.
+    :param sleep: called with the seconds to wait; tests pass a no-op.
+    """
+
+    max_attempts: int = 5
+    backoff_initial: float = 2.0
+    backoff_cap: float = 30.0
+    jitter: tuple[float, float] = (0.7, 1.3)
+    retry_after_floor: float = 1.0
+    max_retry_after: float = 120.0
+    sleep: Callable[[float], Any] = field(default=time.sleep, repr=False, compare=False)
+    _retrying: Retrying = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("RetryPolicy.max_attempts must be at least 1")
+        low, high = self.jitter
+        if not 0 < low <= high:
+            raise ValueError("RetryPolicy.jitter must be (low, high) with 0 < low <= high")
+        # Built once: tenacity keeps per-call state in thread-locals, so one controller serves
+        # every request and thread of this policy without per-request construction.
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableOutcome),
+            sleep=self.sleep,
+            before_sleep=self._log_retry,
+            retry_error_callback=_give_up,
+        )
+        object.__setattr__(self, "_retrying", retrying)
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def should_retry_status(self, method: str, path: str, status: int) -> bool:
+        """Whether an answer with ``status`` is worth repeating for ``method path``."""
+        if status == 429:
+            # A rate-limited request was refused before any work was done: repeating it is safe
+            # for every method, a create included.
+            return True
+        # A gateway error may come after Jira acted: only what is safe to repeat is repeated.
+        return status in GATEWAY_STATUSES and is_safe_to_repeat(method, path)
+
+    def should_retry_error(self, method: str, path: str, exc: BaseException) -> bool:
+        """Whether a transport error is worth repeating for ``method path``."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            return False  # a certificate problem does not heal by itself
+        if nothing_was_sent(exc):
+            return True
+        return isinstance(exc, TRANSPORT_ERRORS) and is_safe_to_repeat(method, path)
+
+    def backoff(self, retry_number: int) -> float:
+        """Wait before retry ``retry_number`` (1 for the first retry) without ``Retry-After``."""
+        base = min(self.backoff_cap, self.backoff_initial * 2.0 ** (retry_number - 1))
+        return base * random.uniform(*self.jitter)
+
+    def wait_for_retry_after(self, retry_after: float) -> float:
+        """Wait after a ``Retry-After``: never less than it, jittered upwards only."""
+        return max(retry_after, self.retry_after_floor) * random.uniform(1.0, max(1.0, self.jitter[1]))
+
+    # -- running ----------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, send: Callable[[], requests.Response]) -> requests.Response:
+        """Run ``send`` until it gives an answer not worth repeating, or attempts run out.
+
+        :param method: upper-case HTTP method, for the decisions and the logs.
+        :param path: path relative to ``/rest/api/3`` without query, for the decisions and the logs.
+        :return: the last response; the caller maps error statuses to exceptions.
+        :raises requests.RequestException: the last transport error, when no answer came back.
+        """
+        return self._retrying(self._attempt, method, path, send)
+
+    def _attempt(self, method: str, path: str, send: Callable[[], requests.Response]) -> requests.Response:
+        try:
+            response = send()
+        except requests.RequestException as exc:
+            if self.should_retry_error(method, path, exc):
+                raise RetryableOutcome(method, path, error=exc) from exc
+            raise
+        status = response.status_code
+        if status < 429 or not self.should_retry_status(method, path, status):
+            return response
+        retry_after = None
+        if status in RETRY_AFTER_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self.max_retry_after:
+                return response
+        raise RetryableOutcome(method, path, response=response, retry_after=retry_after)
+
+    def _wait(self, state: RetryCallState) -> float:
+        outcome = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(outcome, RetryableOutcome) and outcome.retry_after is not None:
+            return self.wait_for_retry_after(outcome.retry_after)
+        return self.backoff(state.attempt_number)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        outcome = state.outcome.exception() if state.outcome is not None else None
+        if not isinstance(outcome, RetryableOutcome):
+            return
+        log.warning(
+            "Jira %s %s -> %s; retry %d of %d in %.1f s",
+            outcome.method,
+            outcome.path,
+            outcome.what,
+            state.attempt_number,
+            self.max_attempts - 1,
+            state.upcoming_sleep,
+        )
+
+
+def _give_up(state: RetryCallState) -> requests.Response:
+    """Attempts are used up: hand back the last answer, or raise the last transport error."""
+    outcome = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(outcome, RetryableOutcome):
+        if outcome.response is not None:
+            return outcome.response
+        assert outcome.error is not None
+        raise outcome.error
+    assert state.outcome is not None
+    response: requests.Response = state.outcome.result()
+    return response

@@ -1,0 +1,112 @@
+"""``RetryPolicy``'s decisions in isolation: what is safe to repeat, and the waits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, is_safe_to_repeat, parse_retry_after
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
+def test_idempotent_methods_are_safe_to_repeat(method: str) -> None:
+    assert is_safe_to_repeat(method, "issue/ENG-1")
+
+
+@pytest.mark.parametrize("path", sorted(READ_ONLY_POSTS))
+def test_read_only_posts_are_safe_to_repeat(path: str) -> None:
+    assert is_safe_to_repeat("POST", path)
+
+
+@pytest.mark.parametrize("path", ["issue", "issue/bulk", "issue/ENG-1/comment", "issue/ENG-1/transitions"])
+def test_writing_posts_are_not_safe_to_repeat(path: str) -> None:
+    assert not is_safe_to_repeat("POST", path)
+
+
+def test_429_is_retried_for_every_method() -> None:
+    assert RetryPolicy().should_retry_status("POST", "issue", 429)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_are_retried_only_when_safe(status: int) -> None:
+    policy = RetryPolicy()
+
+    assert policy.should_retry_status("GET", "myself", status)
+    assert not policy.should_retry_status("POST", "issue", status)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+def test_other_errors_are_not_retried(status: int) -> None:
+    assert not RetryPolicy().should_retry_status("GET", "myself", status)
+
+
+def test_connect_timeout_is_retried_for_every_method() -> None:
+    assert RetryPolicy().should_retry_error("POST", "issue", requests.exceptions.ConnectTimeout())
+
+
+def test_refused_connection_is_retried_for_every_method() -> None:
+    refused = requests.ConnectionError(MaxRetryError(None, "/", NewConnectionError(None, "refused")))  # type: ignore[arg-type]
+
+    assert RetryPolicy().should_retry_error("POST", "issue", refused)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        requests.exceptions.ReadTimeout(),
+        requests.ConnectionError("Connection aborted"),
+        requests.exceptions.ChunkedEncodingError(),
+    ],
+)
+def test_errors_after_sending_are_retried_only_when_safe(error: Exception) -> None:
+    policy = RetryPolicy()
+
+    assert policy.should_retry_error("POST", "search/jql", error)
+    assert not policy.should_retry_error("POST", "issue", error)
+
+
+def test_tls_errors_are_not_retried() -> None:
+    assert not RetryPolicy().should_retry_error("GET", "myself", requests.exceptions.SSLError("bad certificate"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("5", 5.0), ("0", 0.0), ("1.5", 1.5), ("-3", 0.0), (None, None), ("soon", None)]
+)
+def test_retry_after_seconds_are_parsed(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
+
+
+def test_retry_after_http_date_is_parsed() -> None:
+    now = datetime(2026, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+
+    assert parse_retry_after("Thu, 01 Jan 2026 10:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 09:00:00 GMT", now=now) == 0.0
+
+
+def test_default_policy_follows_atlassian_advice() -> None:
+    policy = RetryPolicy()
+
+    assert (policy.max_attempts, policy.backoff_initial, policy.backoff_cap, policy.jitter) == (
+        5,
+        2.0,
+        30.0,
+        (0.7, 1.3),
+    )
+    assert (policy.retry_after_floor, policy.max_retry_after) == (1.0, 120.0)
+
+
+def test_wait_after_retry_after_is_never_below_it_or_the_floor() -> None:
+    policy = RetryPolicy(retry_after_floor=1.0)
+
+    assert all(policy.wait_for_retry_after(0) >= 1.0 for _ in range(100))
+    assert all(5.0 <= policy.wait_for_retry_after(5) <= 6.5 for _ in range(100))
+
+
+def test_invalid_policy_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError):
+        RetryPolicy(jitter=(1.3, 0.7))

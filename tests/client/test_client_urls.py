@@ -1,0 +1,75 @@
+"""``client/urls.py``: base URL validation and the URL builders."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_jira_auth.client import (
+    JiraConfigError,
+    accessible_resources_url,
+    authorize_url,
+    gateway_rest_url,
+    normalize_base_url,
+    site_rest_url,
+    tenant_info_url,
+    token_url,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://example.atlassian.net", "https://example.atlassian.net"),
+        ("  https://example.atlassian.net/  ", "https://example.atlassian.net"),
+        ("example.atlassian.net", "https://example.atlassian.net"),
+        ("HTTPS://Example.Atlassian.NET", "https://example.atlassian.net"),
+        ("https://proxy.corp.example/jira/", "https://proxy.corp.example/jira"),
+        ("http://localhost:8080", "http://localhost:8080"),
+        ("http://127.0.0.1:5000/", "http://127.0.0.1:5000"),
+        ("http://127.8.9.10", "http://127.8.9.10"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_valid_base_url_is_normalized(value: str, expected: str) -> None:
+    assert normalize_base_url(value, "host") == expected
+
+
+def test_bare_host_gets_the_default_scheme() -> None:
+    assert normalize_base_url("localhost:8080", "host", default_scheme="http") == "http://localhost:8080"
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (None, "empty"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("http://example.atlassian.net", "http:// is only allowed for loopback hosts"),
+        ("http://10.0.0.1", "http:// is only allowed for loopback hosts"),
+        ("https://exa mple.net", "spaces"),
+        ("https://", "no host"),
+        ("https://example.atlassian.net?x=1", "'?' or '#'"),
+        ("https://example.atlassian.net/#top", "'?' or '#'"),
+        ("ftp://example.atlassian.net", "scheme"),
+        ("https://me:pw@example.atlassian.net", "user name or password"),
+        ("https://example.atlassian.net:port", "not a valid URL"),
+    ],
+)
+def test_invalid_base_url_is_rejected_naming_field_and_fix(value: str | None, fragment: str) -> None:
+    with pytest.raises(JiraConfigError) as caught:
+        normalize_base_url(value, "extra.api_url")
+
+    assert caught.value.field == "extra.api_url"
+    assert fragment in str(caught.value)
+    assert "https://" in str(caught.value) or "login/password" in str(caught.value)
+
+
+def test_url_builders() -> None:
+    site, api, auth = "https://example.atlassian.net", "https://api.atlassian.com", "https://auth.atlassian.com"
+
+    assert site_rest_url(site) == "https://example.atlassian.net/rest/api/3"
+    assert gateway_rest_url(api, "c-1") == "https://api.atlassian.com/ex/jira/c-1/rest/api/3"
+    assert tenant_info_url(site) == "https://example.atlassian.net/_edge/tenant_info"
+    assert token_url(auth) == "https://auth.atlassian.com/oauth/token"
+    assert authorize_url(auth) == "https://auth.atlassian.com/authorize"
+    assert accessible_resources_url(api) == "https://api.atlassian.com/oauth/token/accessible-resources"
