@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN
 from airflow_provider_jira_auth.client.errors import JiraConfigError
 from airflow_provider_jira_auth.client.urls import gateway_rest_url, normalize_base_url, site_rest_url
 from airflow_provider_jira_auth.connection_fields import (
@@ -60,16 +61,20 @@ def _parse_verify(value: Any) -> bool | str:
     return text  # a CA bundle path, handed to requests as is
 
 
-def _parse_timeout(value: Any) -> float:
+def _parse_seconds(value: Any, name: str, default: float) -> float:
     if value is None:
-        return DEFAULT_TIMEOUT
+        return default
     try:
-        timeout = float(value)
+        seconds = float(value)
     except (TypeError, ValueError):
-        timeout = -1.0
-    if not timeout > 0:
-        raise JiraConfigError("extra.timeout", f"{value!r} is not a positive number of seconds; use e.g. 30")
-    return timeout
+        seconds = -1.0
+    if not seconds > 0:
+        raise JiraConfigError(f"extra.{name}", f"{value!r} is not a positive number of seconds; use e.g. {default:g}")
+    return seconds
+
+
+def _parse_timeout(value: Any) -> float:
+    return _parse_seconds(value, "timeout", DEFAULT_TIMEOUT)
 
 
 def _parse_scopes(value: Any) -> tuple[str, ...]:
@@ -99,6 +104,7 @@ class JiraConnectionSettings:
     api_url: str = DEFAULT_API_URL
     timeout: float = DEFAULT_TIMEOUT
     verify: bool | str = True
+    refresh_margin: float = DEFAULT_EXPIRY_MARGIN
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -153,12 +159,13 @@ class JiraConnectionSettings:
             auth_url=normalize_base_url(extra_value(extra, "auth_url") or DEFAULT_AUTH_URL, "extra.auth_url"),
             api_url=normalize_base_url(extra_value(extra, "api_url") or DEFAULT_API_URL, "extra.api_url"),
             timeout=_parse_timeout(extra_value(extra, "timeout")),
+            refresh_margin=_parse_seconds(extra_value(extra, "refresh_margin"), "refresh_margin", DEFAULT_EXPIRY_MARGIN),
             verify=_parse_verify(extra_value(extra, "verify")),
             extra=extra,
         )
         if auth_type == "basic":
             return cls(**common, **_basic_credentials(login, password, extra))
-        return cls(**common, **_oauth2_credentials(conn_id, extra))
+        return cls(**common, **_oauth2_credentials(conn_id, extra, common["token_store"]))
 
 
 def _basic_credentials(login: str | None, password: str | None, extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,14 +187,17 @@ def _basic_credentials(login: str | None, password: str | None, extra: Mapping[s
     return {"email": str(login).strip(), "api_token": str(password)}
 
 
-def _oauth2_credentials(conn_id: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+def _oauth2_credentials(conn_id: str, extra: Mapping[str, Any], token_store: str | None) -> dict[str, Any]:
     values = {name: extra_value(extra, name) for name in ("client_id", "client_secret", "refresh_token")}
+    if token_store not in (None, "connection"):
+        # Another store holds the live refresh token; the connection's is only its first seed.
+        values["refresh_token"] = values["refresh_token"] or ""
     fixes = {
         "client_id": "copy it from your app's Settings page in the Atlassian developer console",
         "client_secret": "copy it from your app's Settings page in the Atlassian developer console",
         "refresh_token": f"obtain one with the consent step: airflow-jira-auth authorize --conn-id {conn_id}",
     }
     for name, value in values.items():
-        if not value:
+        if value is None:
             raise JiraConfigError(f"extra.{name}", f"auth_type 'oauth2' needs {name}; {fixes[name]}")
-    return {name: str(value) for name, value in values.items()}
+    return {name: str(value) or None for name, value in values.items()}

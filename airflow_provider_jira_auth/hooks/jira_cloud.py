@@ -23,10 +23,17 @@ from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_va
 if TYPE_CHECKING:
     from requests.auth import AuthBase
 
+    from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth
     from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.client.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+
+def _mask(value: Any) -> None:
+    """Hide a secret from every Airflow log from now on (it is masked in this process)."""
+    if value:
+        mask_secret(str(value))
 
 
 class JiraCloudHook(BaseHook):
@@ -59,8 +66,7 @@ class JiraCloudHook(BaseHook):
         extra = conn.extra_dejson
         # Airflow masks conn.password and the extra string, not values taken out of extra_dejson.
         for secret in (conn.password, *(extra_value(extra, name) for name in SECRET_FIELDS)):
-            if secret:
-                mask_secret(str(secret))
+            _mask(secret)
         return JiraConnectionSettings.from_connection(
             self.jira_conn_id,
             host=conn.host,
@@ -91,7 +97,31 @@ class JiraCloudHook(BaseHook):
             auth = self._basic_auth(settings)
             cloud_id = self._cloud_id(settings) if settings.uses_gateway else None
             return auth, settings.rest_url(cloud_id)
-        raise JiraError(f"auth_type {settings.auth_type!r} is not available in this version of the provider")
+        oauth = self._oauth2_auth(settings)
+        return oauth, settings.rest_url(settings.cloud_id or self._oauth2_cloud_id(settings, oauth))
+
+    def _oauth2_auth(self, settings: JiraConnectionSettings) -> JiraOAuth2Auth:
+        from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth
+        from airflow_provider_jira_auth.hooks.token_provider import token_provider_for
+
+        provider = token_provider_for(settings, margin=settings.refresh_margin)
+        return JiraOAuth2Auth(provider, margin=settings.refresh_margin, on_token=_mask)
+
+    def _oauth2_cloud_id(self, settings: JiraConnectionSettings, oauth: JiraOAuth2Auth) -> str:
+        from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient, pick_site
+
+        assert settings.client_id and settings.client_secret
+        with OAuthTokenClient(
+            settings.auth_url, settings.client_id, settings.client_secret,
+            timeout=settings.timeout, verify=settings.verify, conn_id=settings.conn_id,
+        ) as token_client:
+            resources = token_client.accessible_resources(oauth.access_token(), settings.api_url)
+        cloud_id = str(pick_site(resources, settings.site_url)["id"])
+        log.info(
+            "Connection %r: the grant covers %s as cloud id %s; set cloud_id in its extra to skip this lookup",
+            self.jira_conn_id, settings.site_url, cloud_id,
+        )
+        return cloud_id
 
     @staticmethod
     def _basic_auth(settings: JiraConnectionSettings) -> AuthBase:
@@ -100,7 +130,7 @@ class JiraCloudHook(BaseHook):
         assert settings.email is not None and settings.api_token is not None
         auth = JiraBasicAuth(settings.email, settings.api_token, via_gateway=settings.uses_gateway)
         for secret in auth.secret_values:
-            mask_secret(secret)
+            _mask(secret)
         return auth
 
     def _cloud_id(self, settings: JiraConnectionSettings) -> str:

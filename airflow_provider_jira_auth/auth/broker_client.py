@@ -1,0 +1,127 @@
+"""The task side of the token broker: access tokens from the api-server, never a refresh token."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+
+from airflow_provider_jira_auth.auth import broker_protocol
+from airflow_provider_jira_auth.auth.token_state import TokenState
+from airflow_provider_jira_auth.client.errors import (
+    JiraClientSecretError,
+    JiraConfigError,
+    JiraGrantRevokedError,
+    JiraOAuthError,
+    JiraTokenStoreError,
+    JiraTransportError,
+)
+from airflow_provider_jira_auth.client.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+_ERRORS: dict[str, type[Exception]] = {
+    "grant_revoked": JiraGrantRevokedError,
+    "client_secret": JiraClientSecretError,
+    "store": JiraTokenStoreError,
+    "upstream": JiraOAuthError,
+}
+
+
+class BrokerTokenProvider:
+    """A :class:`~airflow_provider_jira_auth.auth.oauth2.TokenProvider` backed by the token broker.
+
+    The broker refreshes under the store's lock and answers with an access token only; this
+    process caches nothing but what :class:`JiraOAuth2Auth` keeps in memory.
+
+    :param conn_id: the connection.
+    :param client_secret: signs requests (see ``broker_protocol``); never sent.
+    :param url: the broker's base URL, e.g. ``http://api-server:8080/jira-auth``.
+    """
+
+    def __init__(
+        self,
+        conn_id: str,
+        client_secret: str,
+        url: str,
+        *,
+        store_description: str = "token store",
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self._client_secret = client_secret
+        self.url = url.rstrip("/")
+        self.store_description = store_description
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._session = session or requests.Session()
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return f"BrokerTokenProvider({self.describe()})"
+
+    def describe(self) -> str:
+        return f"OAuth 2.0 tokens from the api-server's token broker at {self.url} (it keeps them in the {self.store_description})"
+
+    def get_token(self, min_valid: float) -> TokenState:
+        return self._ask(min_valid=min_valid)
+
+    def force_refresh(self, rejected_access_token: str) -> TokenState:
+        return self._ask(min_valid=0.0, rejected=rejected_access_token)
+
+    def _ask(self, *, min_valid: float, rejected: str | None = None) -> TokenState:
+        endpoint = self.url + broker_protocol.PATH
+
+        def send() -> requests.Response:
+            # Signed anew on every attempt: the timestamp must be current.
+            body, signature = broker_protocol.signed_request(
+                self._client_secret, self.conn_id, min_valid=min_valid, rejected=rejected
+            )
+            return self._session.post(
+                endpoint,
+                data=body,
+                headers={"Content-Type": "application/json", broker_protocol.SIGNATURE_HEADER: signature},
+                timeout=self.timeout,
+            )
+
+        self.calls += 1
+        try:
+            # The broker's refresh is idempotent from our side: asking again only returns the
+            # token the first call stored. A 5xx or dropped connection is safe to retry.
+            response = self.retry.call("GET", "jira-auth/token", send)
+        except requests.RequestException as exc:
+            raise JiraTransportError("POST", endpoint, exc) from None
+        return self._state(response, endpoint)
+
+    def _state(self, response: requests.Response, endpoint: str) -> TokenState:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code == 200 and isinstance(payload, dict) and payload.get("access_token"):
+            return TokenState(
+                refresh_token="",  # stays on the api-server
+                access_token=str(payload["access_token"]),
+                expires_at=float(payload["expires_at"]),
+                scopes=tuple(payload.get("scopes") or ()),
+                rotated_at=payload.get("rotated_at"),
+            )
+        message = payload.get("message") if isinstance(payload, dict) else None
+        kind = payload.get("error") if isinstance(payload, dict) else None
+        if response.status_code == 404:
+            raise JiraConfigError(
+                "extra.token_broker_url",
+                f"{endpoint} answered 404: the api-server does not run this provider's token broker. Install "
+                "airflow-provider-jira-auth on the api-server too, or set token_broker_url to its /jira-auth URL",
+            )
+        if response.status_code == 403:
+            raise JiraConfigError(
+                "extra.client_secret",
+                f"the token broker refused connection {self.conn_id!r}: the api-server's copy of the connection "
+                "differs (another client secret, not auth_type oauth2, or not defined there)",
+            )
+        raise _ERRORS.get(kind or "", JiraOAuthError)(
+            message or f"the token broker at {endpoint} answered HTTP {response.status_code}"
+        )

@@ -1,0 +1,674 @@
+"""OAuth 2.0 (3LO) for Jira Cloud: the token endpoint, a refreshing token provider, the requests auth.
+
+Three layers, each usable alone:
+
+* :class:`OAuthTokenClient` talks to Atlassian's token endpoint (refresh, code exchange) and the
+  accessible-resources endpoint. It knows nothing about where tokens are kept.
+* :class:`RefreshingTokenProvider` keeps one connection's :class:`TokenState` current through a
+  :class:`TokenStore`, refreshing under the store's lock with the refresh token it just read
+  there (see ATLASSIAN.md: rotating refresh tokens, and DESIGN.md: the hard part).
+* :class:`JiraOAuth2Auth` puts ``Authorization: Bearer ...`` on requests, caching the access
+  token in memory until it nears expiry, and refreshes once after a 401.
+
+No Airflow imports: the hook builds these from a connection.
+
+Why plain ``requests`` and not requests-oauthlib's ``OAuth2Session`` for the token endpoint:
+Atlassian wants a JSON body, and ``OAuth2Session.refresh_token()`` always posts form data (its
+compliance hook's body is url-decoded back into ``data=``; only ``fetch_token()``'s hook could
+switch to JSON). Both also refuse ``http://`` even for the loopback hosts this project allows
+(emulator, local proxies) unless the process-wide ``OAUTHLIB_INSECURE_TRANSPORT`` is set; log the
+request body (client secret, refresh token) and the token response at DEBUG; and raise oauthlib
+errors that drop the HTTP status the error mapping below needs. The protocol is three small
+JSON calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from airflow_provider_jira_auth.auth.stores.base import TokenStore
+from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState
+from airflow_provider_jira_auth.client.errors import (
+    JiraClientSecretError,
+    JiraGrantRevokedError,
+    JiraOAuthError,
+    JiraTransportError,
+)
+from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT
+from airflow_provider_jira_auth.client.retry import TRANSPORT_ERRORS, RetryPolicy
+from airflow_provider_jira_auth.client.urls import (
+    accessible_resources_url,
+    authorize_url,
+    normalize_base_url,
+    token_url,
+)
+
+log = logging.getLogger(__name__)
+
+#: The token endpoint and the sites endpoint as the retry policy's logs name them.
+TOKEN_PATH = "oauth/token"
+RESOURCES_PATH = "oauth/token/accessible-resources"
+
+#: Token-endpoint ``error`` codes that mean "a person must consent again" (see ATLASSIAN.md).
+GRANT_ERRORS = frozenset({"invalid_grant", "unauthorized_client"})
+#: ... and those that mean "the client id or secret is wrong".
+CLIENT_ERRORS = frozenset({"access_denied", "invalid_client"})
+
+DEVELOPER_CONSOLE = "https://developer.atlassian.com/console/myapp/"
+
+# Atlassian answers in seconds; RFC 6749 makes expires_in optional, Atlassian's default is an hour.
+_DEFAULT_EXPIRES_IN = 3600.0
+
+
+def consent_command(conn_id: str | None) -> str:
+    """The command a person runs to consent again."""
+    return f"airflow-jira-auth authorize --conn-id {conn_id or '<conn_id>'}"
+
+
+def _connection(conn_id: str | None) -> str:
+    return f"connection {conn_id!r}" if conn_id else "this connection"
+
+
+def _iso(epoch: float | None) -> str:
+    if epoch is None:
+        return "unknown"
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _scrub(text: str, secrets: Iterable[str | None]) -> str:
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+# -- the token endpoint ------------------------------------------------------------------------
+
+
+class _TokenEndpointRetry(RetryPolicy):
+    """The project's policy (same waits, attempts and logs) with the token POST counted as repeatable.
+
+    ``RetryPolicy`` repeats a POST after a 5xx or a dropped connection only for read-only
+    endpoints. A token POST is safe to repeat: if Atlassian rotated the refresh token and the
+    answer was lost, the retired token sent again within the reuse leeway (10 minutes, far longer
+    than these retries) still works; a repeated code exchange at worst gets ``invalid_grant``,
+    which asks for the consent that is needed anyway.
+    """
+
+    def should_retry_status(self, method: str, path: str, status: int) -> bool:
+        return status == 429 or status >= 500
+
+    def should_retry_error(self, method: str, path: str, exc: BaseException) -> bool:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return False
+        return isinstance(exc, TRANSPORT_ERRORS)
+
+
+def _token_endpoint_policy(policy: RetryPolicy) -> RetryPolicy:
+    return _TokenEndpointRetry(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(policy) if f.init})
+
+
+def token_endpoint_error(
+    response: requests.Response,
+    *,
+    conn_id: str | None,
+    grant_type: str,
+    secrets: Iterable[str | None] = (),
+) -> JiraOAuthError:
+    """The exception for a token-endpoint answer that is not a token: the one error mapping.
+
+    ``invalid_grant``/``unauthorized_client`` give :class:`JiraGrantRevokedError` (consent again),
+    ``access_denied`` (401) gives :class:`JiraClientSecretError` (fix the secret); anything else,
+    including a 5xx that outlasted the retries, :class:`JiraOAuthError`. ``secrets`` are scrubbed
+    from whatever Atlassian (or a proxy) said before it goes into the message.
+
+    :param response: the final answer of ``POST {auth_url}/oauth/token``.
+    :param conn_id: the connection, named in the message and the consent command.
+    :param grant_type: ``"refresh_token"`` or ``"authorization_code"``.
+    :param secrets: values that must not appear in the message (client secret, tokens, code).
+    """
+    status = response.status_code
+    secret_list = list(secrets)
+    text = _scrub(response.text if response.content else "", secret_list)
+    try:
+        data = json.loads(text) if text.strip() else None
+    except ValueError:
+        data = None
+    error = str(data.get("error") or "") if isinstance(data, dict) else ""
+    description = str(data.get("error_description") or "") if isinstance(data, dict) else ""
+    said = f"HTTP {status} {error}: {description}".rstrip(": ") if error else f"HTTP {status}"
+    who = _connection(conn_id)
+
+    if error in GRANT_ERRORS:
+        if grant_type == "authorization_code":
+            what = (
+                f"the authorization code of {who} was refused ({said}): codes work once and for 10 minutes, "
+                "with the redirect_uri of the consent"
+            )
+        else:
+            what = f"the grant of {who} is no longer valid ({said})"
+        return JiraGrantRevokedError(f"{what}: a person must consent again: {consent_command(conn_id)}")
+    if error in CLIENT_ERRORS or status == 401:
+        return JiraClientSecretError(
+            f"the token endpoint refused the client credentials of {who} ({said}): the client secret "
+            f"(or client id) is wrong: copy it again from the developer console ({DEVELOPER_CONSOLE})"
+        )
+    if data is None and text.strip():
+        content_type = response.headers.get("Content-Type") or "no content type"
+        return JiraOAuthError(
+            f"the token endpoint of {who} answered HTTP {status} with a non-JSON body ({content_type}): "
+            f"{text[:200]!r}. A proxy may be answering instead of Atlassian: check the connection's auth_url"
+        )
+    if status >= 500 or status == 429:
+        return JiraOAuthError(
+            f"the token endpoint of {who} kept failing ({said}) after the retries: Atlassian's auth "
+            "service is unavailable; a later retry of the task should get through"
+        )
+    return JiraOAuthError(f"the token endpoint refused the {grant_type} request of {who} ({said})")
+
+
+class OAuthTokenClient:
+    """Atlassian's OAuth 2.0 token endpoint for one app: refresh, code exchange, sites.
+
+    Stateless: it never keeps a token between calls; whoever calls :meth:`refresh` decides which
+    state to refresh (see :class:`RefreshingTokenProvider`). Thread-safe.
+
+    :param auth_url: the auth server, e.g. ``https://auth.atlassian.com`` (extra ``auth_url``).
+    :param client_id: the app's client id from the developer console.
+    :param client_secret: the app's secret; never logged or shown by ``repr``.
+    :param conn_id: the connection these tokens belong to, named in errors and logs.
+    :param timeout: seconds per HTTP request.
+    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param retry: the project's retry policy; its waits and attempts apply to the token endpoint,
+        where 5xx and transport errors are retried too (a refresh is safe to repeat).
+    :param session: a session to use; it is not closed by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        auth_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        conn_id: str | None = None,
+        timeout: float | tuple[float, float] = 30,
+        verify: bool | str = True,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.auth_url = normalize_base_url(auth_url, "extra.auth_url")
+        self.token_url = token_url(self.auth_url)
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.conn_id = conn_id
+        self.timeout = timeout
+        self.verify = verify
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._token_retry = _token_endpoint_policy(self.retry)
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self._headers = {"Accept": "application/json", "User-Agent": DEFAULT_USER_AGENT}
+
+    def __repr__(self) -> str:
+        return f"OAuthTokenClient({self.auth_url!r}, client_id={self.client_id!r}, conn_id={self.conn_id!r})"
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> OAuthTokenClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- grants -------------------------------------------------------------------------------
+
+    def refresh(self, state: TokenState) -> TokenState:
+        """Exchange ``state.refresh_token`` for a new access token (and usually a new refresh token).
+
+        Atlassian retires the refresh token sent: the caller must persist the returned state
+        before using it (see :meth:`TokenStore.update`).
+
+        :return: the new state; without a ``refresh_token`` in the answer the old one stays,
+            with its ``rotated_at``.
+        :raises JiraGrantRevokedError: the grant is gone; a person must consent again.
+        :raises JiraClientSecretError: the client id or secret is wrong.
+        :raises JiraOAuthError: any other refusal, or 5xx after the retries.
+        :raises JiraTransportError: no answer after the retries.
+        """
+        body = {"grant_type": "refresh_token", "refresh_token": state.refresh_token}
+        now = time.time()
+        answer = self._post(body, secrets=(state.refresh_token, state.access_token))
+        return self._state_from(answer, now, previous=state)
+
+    def exchange_code(self, code: str, redirect_uri: str) -> TokenState:
+        """The code-exchange step of the consent: a first :class:`TokenState` for a new grant.
+
+        :param code: the ``code`` Atlassian sent to ``redirect_uri``.
+        :param redirect_uri: the callback URL of the consent request, exactly.
+        :raises JiraOAuthError: no refresh token came back (``offline_access`` missing from the scopes).
+        """
+        body = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        now = time.time()
+        answer = self._post(body, secrets=(code,))
+        if not answer.get("refresh_token"):
+            raise JiraOAuthError(
+                f"the consent of {_connection(self.conn_id)} gave no refresh token: add the scope "
+                f"offline_access to the consent request and consent again: {consent_command(self.conn_id)}"
+            )
+        return self._state_from(answer, now, previous=None)
+
+    def authorization_url(self, redirect_uri: str, scopes: Sequence[str], state: str) -> str:
+        """The consent page to send a person to (step 1 of the 3LO flow in ATLASSIAN.md).
+
+        :param redirect_uri: a callback URL registered for the app in the developer console.
+        :param scopes: the scopes to ask for; include ``offline_access`` to get a refresh token.
+        :param state: an unguessable value bound to the person; check it when they come back.
+        """
+        query = {
+            "audience": "api.atlassian.com",
+            "client_id": self.client_id,
+            "scope": " ".join(scopes),
+            "redirect_uri": redirect_uri,
+            "state": state,
+            "response_type": "code",
+            "prompt": "consent",
+        }
+        return f"{authorize_url(self.auth_url)}?{urlencode(query)}"
+
+    def accessible_resources(self, access_token: str, api_url: str) -> list[dict[str, Any]]:
+        """The sites the grant covers: ``[{"id": cloudId, "name", "url", "scopes", ...}]``.
+
+        :param access_token: a current access token of the grant.
+        :param api_url: the API gateway, e.g. ``https://api.atlassian.com`` (extra ``api_url``).
+        """
+        url = accessible_resources_url(normalize_base_url(api_url, "extra.api_url"))
+        headers = {**self._headers, "Authorization": f"Bearer {access_token}"}
+
+        def send() -> requests.Response:
+            return self.session.get(url, headers=headers, timeout=self.timeout, verify=self.verify)
+
+        try:
+            response = self.retry.call("GET", RESOURCES_PATH, send)
+        except requests.RequestException as exc:
+            raise JiraTransportError("GET", url, _root_cause(exc)) from exc
+        who = _connection(self.conn_id)
+        if response.status_code == 401:
+            raise JiraOAuthError(
+                f"the API gateway refused the access token of {who} when listing its sites (HTTP 401): "
+                f"the grant may have been revoked; consent again: {consent_command(self.conn_id)}"
+            )
+        data = _json(response)
+        if response.status_code != 200 or not isinstance(data, list):
+            raise JiraOAuthError(
+                f"listing the sites of {who} failed: GET {url} -> HTTP {response.status_code}: "
+                f"{_scrub(response.text, [access_token])[:200]!r}"
+            )
+        return [entry for entry in data if isinstance(entry, dict)]
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _post(self, body: dict[str, str], *, secrets: Iterable[str | None]) -> dict[str, Any]:
+        payload = {**body, "client_id": self.client_id, "client_secret": self._client_secret}
+
+        def send() -> requests.Response:
+            # No redirects: a redirected POST would carry the secret to wherever it points.
+            return self.session.post(
+                self.token_url,
+                json=payload,
+                headers=self._headers,
+                timeout=self.timeout,
+                verify=self.verify,
+                allow_redirects=False,
+            )
+
+        try:
+            response = self._token_retry.call("POST", TOKEN_PATH, send)
+        except requests.RequestException as exc:
+            raise JiraTransportError("POST", self.token_url, _root_cause(exc)) from exc
+        all_secrets = [self._client_secret, *secrets]
+        if response.status_code != 200:
+            raise token_endpoint_error(
+                response, conn_id=self.conn_id, grant_type=body["grant_type"], secrets=all_secrets
+            )
+        answer = _json(response)
+        if not isinstance(answer, dict) or not answer.get("access_token"):
+            raise JiraOAuthError(
+                f"the token endpoint of {_connection(self.conn_id)} answered HTTP 200 without an access "
+                "token: a proxy may be answering instead of Atlassian; check the connection's auth_url"
+            )
+        return answer
+
+    def _state_from(self, answer: Mapping[str, Any], sent_at: float, previous: TokenState | None) -> TokenState:
+        try:
+            expires_in = float(answer.get("expires_in") or _DEFAULT_EXPIRES_IN)
+        except (TypeError, ValueError):
+            raise JiraOAuthError(
+                f"the token endpoint of {_connection(self.conn_id)} sent an expires_in that is not a number"
+            ) from None
+        scope = answer.get("scope")
+        scopes = tuple(str(scope).split()) if scope else (previous.scopes if previous else ())
+        refresh_token = str(answer.get("refresh_token") or "").strip()
+        rotated_at: float | None = sent_at
+        if previous is not None and refresh_token in ("", previous.refresh_token):
+            # An answer without refresh_token keeps the one sent current: never store an empty value.
+            refresh_token, rotated_at = previous.refresh_token, previous.rotated_at
+        return TokenState(
+            refresh_token=refresh_token,
+            access_token=str(answer["access_token"]),
+            # From when the request left, not when the answer came: errs on the early side.
+            expires_at=sent_at + expires_in,
+            scopes=scopes,
+            rotated_at=rotated_at,
+        )
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _root_cause(exc: requests.RequestException) -> BaseException:
+    """urllib3's reason inside requests' wrapper, whose "Max retries exceeded" would mislead."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return reason if isinstance(reason, BaseException) else exc
+
+
+# -- sites ------------------------------------------------------------------------------------
+
+
+def _site_key(url: str) -> str:
+    text = url.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    return f"{parts.netloc}{parts.path}".rstrip("/").lower()
+
+
+def _is_jira_entry(entry: Mapping[str, Any]) -> bool:
+    # Classic (read:jira-work) and granular (read:issue:jira, ...:jira-software) scopes both say "jira".
+    return any("jira" in str(scope) for scope in entry.get("scopes") or ())
+
+
+def pick_site(resources: Sequence[Mapping[str, Any]], site_url: str) -> dict[str, Any]:
+    """The accessible-resources entry of the configured Jira site.
+
+    A grant often covers several sites, and a Confluence entry can share a Jira site's id, so
+    the entry is matched on the site URL (scheme, case and trailing ``/`` ignored) and must
+    carry Jira scopes. Never the first entry by default.
+
+    :param resources: what :meth:`OAuthTokenClient.accessible_resources` returned.
+    :param site_url: the connection's host, e.g. ``https://example.atlassian.net``.
+    :raises JiraOAuthError: no Jira entry matches; the message lists the sites the grant covers.
+    """
+    wanted = _site_key(site_url)
+    same_url = [dict(entry) for entry in resources if _site_key(str(entry.get("url") or "")) == wanted]
+    jira = [entry for entry in same_url if _is_jira_entry(entry)]
+    if jira:
+        return jira[0]
+    covered = (
+        "; ".join(
+            f"{entry.get('name')} ({entry.get('url')}, cloud id {entry.get('id')}, "
+            f"{'Jira' if _is_jira_entry(entry) else 'not Jira'})"
+            for entry in resources
+        )
+        or "none"
+    )
+    if same_url:
+        raise JiraOAuthError(
+            f"the grant covers {site_url} but without Jira scopes (only another product, such as "
+            "Confluence): add Jira scopes (e.g. read:jira-work) to the app and consent again. "
+            f"Sites the grant covers: {covered}"
+        )
+    raise JiraOAuthError(
+        f"the grant does not cover the site {site_url}: set the connection's host to one of the sites it "
+        f"covers, or consent again as a user of that site. Sites the grant covers: {covered}"
+    )
+
+
+# -- token providers --------------------------------------------------------------------------
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    """Where :class:`JiraOAuth2Auth` gets access tokens."""
+
+    def get_token(self, min_valid: float) -> TokenState:
+        """A state whose access token stays valid at least ``min_valid`` more seconds."""
+        ...
+
+    def force_refresh(self, rejected_access_token: str) -> TokenState:
+        """After a 401: refresh unless the current state already holds another access token."""
+        ...
+
+    def describe(self) -> str:
+        """Where the tokens come from, for logs and ``repr`` (no secrets)."""
+        ...
+
+
+class RefreshingTokenProvider:
+    """One connection's access tokens, refreshed through its :class:`TokenStore`.
+
+    The fast path is one ``store.load()``. A refresh runs inside ``store.update()``: under the
+    store's lock it re-reads the state, refreshes only if that state still needs it (another
+    process may have refreshed while this one waited: double-checked locking), and the store
+    persists the rotated refresh token before anyone uses the new access token. The provider
+    keeps no token between calls, so it can never refresh with a refresh token it did not just
+    read from the store.
+
+    :param store: where the connection's state lives.
+    :param token_client: the app's token endpoint.
+    :param margin: refresh when the access token has less than this many seconds left.
+    """
+
+    def __init__(
+        self, store: TokenStore, token_client: OAuthTokenClient, *, margin: float = DEFAULT_EXPIRY_MARGIN
+    ) -> None:
+        self.store = store
+        self.token_client = token_client
+        self.margin = margin
+        #: refreshes this provider made (not those of other processes); for tests and benchmarks
+        self.refreshes = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RefreshingTokenProvider({self.describe()})"
+
+    def describe(self) -> str:
+        return f"OAuth 2.0 tokens refreshed through the {self.store.describe()}"
+
+    def get_token(self, min_valid: float | None = None) -> TokenState:
+        want = self.margin if min_valid is None else min_valid
+        state = self.store.load()
+        # A refresh marker means a refresh is under way or died midway; the locked path tells
+        # which (see TokenStore.update), so only an unmarked state takes the fast path.
+        if state is not None and state.refresh_started_at is None and state.is_fresh(want):
+            return state
+        return self._refresh_if(lambda current: not current.is_fresh(want), "expiring", want)
+
+    def force_refresh(self, rejected_access_token: str) -> TokenState:
+        return self._refresh_if(
+            lambda current: current.access_token == rejected_access_token or not current.is_fresh(self.margin),
+            "refused by Jira",
+            self.margin,
+        )
+
+    def _refresh_if(self, needed: Callable[[TokenState], bool], why: str, min_valid: float) -> TokenState:
+        refreshed = rotated = False
+
+        def refresher(current: TokenState) -> TokenState | None:
+            nonlocal refreshed, rotated
+            if not needed(current):
+                return None
+            new = self.token_client.refresh(current)
+            refreshed, rotated = True, new.refresh_token != current.refresh_token
+            return new
+
+        state = self.store.update(refresher)
+        if refreshed:
+            with self._count_lock:
+                self.refreshes += 1
+            log.info(
+                "Refreshed the OAuth 2.0 access token of connection %r (%s) through the %s; it expires at %s (%s)",
+                self.store.conn_id,
+                why,
+                self.store.describe(),
+                _iso(state.expires_at),
+                "new refresh token saved" if rotated else "Atlassian kept the refresh token",
+            )
+            if not state.is_fresh(min_valid):
+                log.warning(
+                    "Atlassian issued an access token for connection %r valid %.0f s, less than the %.0f s "
+                    "refresh margin: every request will refresh. Lower the margin.",
+                    self.store.conn_id,
+                    state.access_token_valid_for(),
+                    min_valid,
+                )
+        return state
+
+
+# -- requests auth -----------------------------------------------------------------------------
+
+# A token fresh from a forced refresh that is refused again was not refused for its age (a wrong
+# cloud_id, a user who lost access): refreshing per request would only churn the refresh token.
+FORCED_REFRESH_COOLDOWN = 60.0
+
+UNAUTHORIZED_HINT = (
+    "OAuth 2.0 (3LO): the access token was refused even after a refresh. The consenting user may "
+    "have lost access to this site, or the app was removed from it: check the connection's "
+    "cloud_id, or consent again"
+)
+
+
+class JiraOAuth2Auth(AuthBase):
+    """``Authorization: Bearer <access token>`` from a :class:`TokenProvider`.
+
+    The access token is cached in memory and the provider asked only when it has less than
+    ``margin`` seconds left, so requests cost no store reads. Only the access token and its
+    expiry are cached, never the refresh token. Thread-safe: threads wait for one refresh
+    instead of each starting their own.
+
+    :param provider: where access tokens come from, usually a :class:`RefreshingTokenProvider`.
+    :param margin: ask the provider for a new token when the cached one has less than this left.
+    :param on_token: called with every new access token and refresh token seen, e.g. Airflow's
+        ``mask_secret``.
+    """
+
+    unauthorized_hint = UNAUTHORIZED_HINT
+
+    def __init__(
+        self,
+        provider: TokenProvider,
+        *,
+        margin: float = DEFAULT_EXPIRY_MARGIN,
+        on_token: Callable[[str], None] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.margin = margin
+        self.on_token = on_token
+        self._lock = threading.Lock()
+        self._access_token: str | None = None
+        self._expires_at: float | None = None
+        self._scopes: tuple[str, ...] = ()
+        self._refresh_token_digest: str | None = None
+        self._forced: tuple[str, float] | None = None  # (token from a forced refresh, when)
+
+    def __repr__(self) -> str:
+        return f"JiraOAuth2Auth({self.provider.describe()})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.access_token()}"
+        return request
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes granted, as the token endpoint last reported them."""
+        return self._scopes
+
+    @property
+    def expires_at(self) -> float | None:
+        return self._expires_at
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """What the client scrubs from error messages."""
+        token = self._access_token
+        return (token,) if token else ()
+
+    def access_token(self) -> str:
+        """A cached access token with at least ``margin`` seconds left, refreshed if need be."""
+        with self._lock:
+            if self._access_token is None or not self._fresh():
+                return self._remember(self.provider.get_token(self.margin))
+            return self._access_token
+
+    def handle_unauthorized(self, response: requests.Response) -> bool:
+        """After a 401: get a different access token if there is one; ``True`` means send again.
+
+        The provider refreshes only if the token it holds is the one refused. A 401 for a missing
+        scope, or for a token that itself came from a forced refresh less than
+        :data:`FORCED_REFRESH_COOLDOWN` seconds ago, is not helped by a refresh: ``False`` at once.
+        """
+        sent = _bearer(response.request)
+        if sent is None or "scope does not match" in (response.text or "").lower():
+            return False
+        with self._lock:
+            if self._access_token is not None and self._access_token != sent and self._fresh():
+                return True  # another thread already got a new one
+            forced = self._forced
+            if forced is not None and forced[0] == sent and time.monotonic() - forced[1] < FORCED_REFRESH_COOLDOWN:
+                return False
+            token = self._remember(self.provider.force_refresh(sent))
+            if token == sent:
+                return False
+            self._forced = (token, time.monotonic())
+            return True
+
+    def _fresh(self) -> bool:
+        return self._expires_at is not None and self._expires_at - time.time() > self.margin
+
+    def _remember(self, state: TokenState) -> str:
+        """Cache ``state``'s access token (telling ``on_token`` about new values) and return it."""
+        if not state.access_token:
+            raise JiraOAuthError(f"the token provider ({self.provider.describe()}) returned no access token")
+        if self.on_token is not None:
+            if state.access_token != self._access_token:
+                self.on_token(state.access_token)
+            # A provider may keep the refresh token elsewhere (the token broker sends none).
+            if state.refresh_token:
+                # A digest, not the token: this object must never hold a refresh token.
+                digest = hashlib.sha256(state.refresh_token.encode()).hexdigest()
+                if digest != self._refresh_token_digest:
+                    self.on_token(state.refresh_token)
+                self._refresh_token_digest = digest
+        self._access_token = state.access_token
+        self._expires_at = state.expires_at
+        self._scopes = state.scopes
+        return state.access_token
+
+
+def _bearer(request: requests.PreparedRequest | None) -> str | None:
+    header = request.headers.get("Authorization") if request is not None else None
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None

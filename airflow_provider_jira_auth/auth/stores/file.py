@@ -1,0 +1,154 @@
+"""A token store in a JSON file, locked with ``flock``: safe across processes on one host."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow_provider_jira_auth.auth.stores.base import TokenStore
+from airflow_provider_jira_auth.auth.token_state import TokenState
+from airflow_provider_jira_auth.client.errors import JiraTokenStoreError
+
+if TYPE_CHECKING:
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+class FileTokenStore(TokenStore):
+    """Keeps the token state in a JSON file only its owner can read (mode 0600).
+
+    Refreshes serialize on an exclusive ``fcntl.flock`` of a sidecar ``<path>.lock`` file, so every
+    process *on one host* (workers, the triggerer, the CLI) shares one current state. It is not
+    safe across hosts: ``flock`` does not lock between machines, and on NFS it may not lock at
+    all. For several hosts use a store backed by a shared database.
+
+    Writes go to a temporary file in the same directory and replace the old file with
+    ``os.replace``, so a reader sees the old state or the new one, never half a file; that is why
+    :meth:`load` needs no lock.
+
+    Chosen for a connection with extra ``token_store`` =
+    ``airflow_provider_jira_auth.auth.stores.file.FileTokenStore`` and ``token_file`` = the path
+    (default ``$AIRFLOW_HOME/jira_auth_tokens/<conn_id>.json``).
+
+    :param conn_id: the connection whose token state this store keeps.
+    :param path: the JSON file; its directory is created (mode 0700) when missing.
+    :param seed_refresh_token: the state to start from while the file does not exist yet (the
+        connection's consented refresh token); from the first refresh on, the file is the truth.
+        Do not delete the file to "reset" it: the seed is retired by then, and sending it after
+        Atlassian's reuse leeway revokes the grant. Consent again instead.
+    """
+
+    kind = "file"
+    # Every process on the host takes the flock itself: no need to go through the token broker.
+    works_in_workers = True
+
+    def __init__(self, conn_id: str, path: str | os.PathLike[str], *, seed_refresh_token: str | None = None) -> None:
+        super().__init__(conn_id)
+        self.path = Path(path).expanduser()
+        self._seed = seed_refresh_token
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        # flock alone would exclude threads too (each lock() opens its own descriptor); this lock
+        # keeps a process's waiting threads from each holding an open descriptor meanwhile.
+        self._thread_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: JiraConnectionSettings) -> FileTokenStore:
+        from airflow_provider_jira_auth.settings import extra_value
+
+        path = extra_value(settings.extra, "token_file") or default_path(settings.conn_id)
+        return cls(settings.conn_id, path, seed_refresh_token=settings.refresh_token)
+
+    def __repr__(self) -> str:
+        return f"FileTokenStore({self.conn_id!r}, {str(self.path)!r})"
+
+    def describe(self) -> str:
+        return f"file store {str(self.path)!r} of connection {self.conn_id!r}"
+
+    def seed(self, state: TokenState) -> None:
+        """Create (or replace) the file with ``state``, e.g. after the consent step."""
+        with self.lock():
+            self.save(state, None)
+
+    def load(self) -> TokenState | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return TokenState(refresh_token=self._seed) if self._seed else None
+        except OSError as exc:
+            raise JiraTokenStoreError(f"cannot read the {self.describe()}: {exc}") from exc
+        try:
+            data = json.loads(text)
+            return TokenState.from_dict(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JiraTokenStoreError(
+                f"the {self.describe()} is not a valid token state ({type(exc).__name__}); restore it, or "
+                f"consent again to write a new one (airflow-jira-auth authorize --conn-id {self.conn_id})"
+            ) from None
+
+    def save(self, new: TokenState, previous: TokenState | None) -> None:
+        if previous is not None:
+            _check_unchanged(self, self.load(), previous, new)
+        directory = self.path.parent
+        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        payload = json.dumps({"conn_id": self.conn_id, **new.to_dict()}, indent=2, sort_keys=True)
+        # mkstemp creates the file with mode 0600 before anything secret is written to it.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        # The rename itself must survive a crash: Atlassian has already retired the old token.
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        with self._thread_lock:
+            self.lock_path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                # Blocking: the holder's work is bounded by the token client's timeout and retries,
+                # and the kernel releases the lock if the holder dies.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+def default_path(conn_id: str) -> Path:
+    """``$AIRFLOW_HOME/jira_auth_tokens/<conn_id>.json`` (Airflow's default home is ``~/airflow``)."""
+    home = Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser()
+    return home / "jira_auth_tokens" / f"{conn_id}.json"
+
+
+def _check_unchanged(store: TokenStore, stored: TokenState | None, previous: TokenState, new: TokenState) -> None:
+    """The compare of compare-and-swap: the stored refresh token must be ``previous``'s (or ``new``'s)."""
+    if stored is None or stored.refresh_token not in (previous.refresh_token, new.refresh_token):
+        raise JiraTokenStoreError(
+            f"the {store.describe()} was changed outside its lock (it no longer holds the refresh token this "
+            "process read); not overwriting it. Another tool may be writing it: use only this provider and "
+            f"its consent step (airflow-jira-auth authorize --conn-id {store.conn_id})"
+        )

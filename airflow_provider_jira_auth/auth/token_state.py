@@ -1,0 +1,70 @@
+"""One connection's OAuth 2.0 token state: the part that rotates and must be shared."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+# Refresh this long before the stored expiry: the gateway has been seen answering an expired
+# access token with 403/404 rather than 401, so the clock, not a 401, must drive refreshes.
+DEFAULT_EXPIRY_MARGIN = 300.0
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """The current refresh token, the access token issued with it, and their bookkeeping.
+
+    :param refresh_token: the only refresh token Atlassian still accepts for this grant.
+    :param access_token: the companion access token, or ``None`` before the first refresh.
+    :param expires_at: when ``access_token`` expires (epoch seconds).
+    :param scopes: the scopes granted, as the token endpoint last reported them.
+    :param rotated_at: when ``refresh_token`` was issued (epoch seconds); drives the 90-day
+        inactivity warning.
+    :param refresh_started_at: set (and persisted) just before a refresh is sent, cleared when
+        its result is saved. Found set by the next process, it means a refresh died midway and
+        Atlassian may already have retired ``refresh_token``: refresh again at once, while the
+        reuse leeway still accepts it.
+    """
+
+    refresh_token: str = field(repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    expires_at: float | None = None
+    scopes: tuple[str, ...] = ()
+    rotated_at: float | None = None
+    refresh_started_at: float | None = None
+
+    def access_token_valid_for(self, now: float | None = None) -> float:
+        """Seconds the access token stays valid (<= 0 when there is none or it expired)."""
+        if not self.access_token or self.expires_at is None:
+            return 0.0
+        return self.expires_at - (time.time() if now is None else now)
+
+    def is_fresh(self, margin: float = DEFAULT_EXPIRY_MARGIN, now: float | None = None) -> bool:
+        return self.access_token_valid_for(now) > margin
+
+    def with_changes(self, **changes: Any) -> TokenState:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scopes"] = " ".join(self.scopes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenState:
+        scopes = data.get("scopes") or ()
+        if isinstance(scopes, str):
+            scopes = tuple(scopes.split())
+        return cls(
+            refresh_token=str(data["refresh_token"]),
+            access_token=data.get("access_token") or None,
+            expires_at=_seconds(data.get("expires_at")),
+            scopes=tuple(scopes),
+            rotated_at=_seconds(data.get("rotated_at")),
+            refresh_started_at=_seconds(data.get("refresh_started_at")),
+        )
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)

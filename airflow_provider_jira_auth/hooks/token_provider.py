@@ -1,0 +1,127 @@
+"""Which token store a 3LO connection uses, and how this process reaches it.
+
+Processes that may use Airflow's ORM (api-server, scheduler, CLI, ``dag.test()``) refresh
+directly through the store. Task and trigger processes under a real executor cannot: they ask
+the token broker on the api-server (``plugins/token_broker.py``), unless the store declares
+that it works from workers itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from airflow_provider_jira_auth.client.errors import JiraConfigError
+
+if TYPE_CHECKING:
+    from airflow_provider_jira_auth.auth.oauth2 import RefreshingTokenProvider, TokenProvider
+    from airflow_provider_jira_auth.auth.stores.base import TokenStore
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+log = logging.getLogger(__name__)
+
+_announced: set[tuple[str, str]] = set()
+
+#: where the provider's api-server plugin mounts the token broker
+BROKER_URL_PREFIX = "/jira-auth"
+
+
+def store_for(settings: JiraConnectionSettings) -> TokenStore:
+    """The store named by the connection's ``token_store`` extra (default: the connection)."""
+    from airflow_provider_jira_auth.auth.stores.base import TokenStore
+
+    name = (settings.token_store or "connection").strip()
+    if name == "connection":
+        from airflow_provider_jira_auth.auth.stores.airflow_db import ConnectionTokenStore
+
+        return ConnectionTokenStore(settings.conn_id)
+    if name == "variable":
+        from airflow_provider_jira_auth.auth.stores.airflow_db import VariableTokenStore
+
+        return VariableTokenStore(settings.conn_id, seed_refresh_token=settings.refresh_token)
+    if "." not in name:
+        raise JiraConfigError(
+            "extra.token_store",
+            f"{name!r} is not a store; use 'connection', 'variable' or a class path like 'my_pkg.stores.VaultStore'",
+        )
+    from airflow.utils.module_loading import import_string
+
+    try:
+        store_class = import_string(name)
+    except ImportError as exc:
+        raise JiraConfigError("extra.token_store", f"cannot import {name!r}: {exc}") from None
+    if not (isinstance(store_class, type) and issubclass(store_class, TokenStore)):
+        raise JiraConfigError("extra.token_store", f"{name!r} is not a subclass of {TokenStore.__module__}.TokenStore")
+    return store_class.from_settings(settings)
+
+
+def direct_token_provider(settings: JiraConnectionSettings, *, margin: float | None = None) -> RefreshingTokenProvider:
+    """Refresh through the store from this process (it must be allowed to write the store)."""
+    from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient, RefreshingTokenProvider
+
+    assert settings.client_id and settings.client_secret
+    client = OAuthTokenClient(
+        settings.auth_url,
+        settings.client_id,
+        settings.client_secret,
+        timeout=settings.timeout,
+        verify=settings.verify,
+        conn_id=settings.conn_id,
+    )
+    kwargs = {} if margin is None else {"margin": margin}
+    return RefreshingTokenProvider(store_for(settings), client, **kwargs)
+
+
+def in_worker_process() -> bool:
+    """True in a task or trigger process whose ORM access Airflow blocks.
+
+    ``dag.test()`` runs tasks in-process with an in-process supervisor and a working ORM: there
+    the store is used directly.
+    """
+    if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "client":  # the triggerer's runner
+        return True
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:
+        return False
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return comms is not None and type(comms).__name__ != "InProcessSupervisorComms"
+
+
+def token_provider_for(settings: JiraConnectionSettings, *, margin: float | None = None) -> TokenProvider:
+    """The provider for this process: the store directly, or the api-server's token broker."""
+    store = store_for(settings)
+    if in_worker_process() and not store.works_in_workers:
+        from airflow_provider_jira_auth.auth.broker_client import BrokerTokenProvider
+
+        provider: TokenProvider = BrokerTokenProvider(
+            settings.conn_id,
+            settings.client_secret or "",
+            broker_url(settings),
+            store_description=store.describe(),
+            timeout=settings.timeout,
+        )
+    else:
+        provider = direct_token_provider(settings, margin=margin)
+    key = (settings.conn_id, provider.describe())
+    if key not in _announced:
+        _announced.add(key)
+        log.info("Jira connection %r: %s", settings.conn_id, provider.describe())
+    return provider
+
+
+def broker_url(settings: JiraConnectionSettings) -> str:
+    """``token_broker_url`` from the extra, else the api-server this worker already talks to."""
+    from airflow_provider_jira_auth.settings import extra_value
+
+    configured = extra_value(settings.extra, "token_broker_url")
+    if configured:
+        return str(configured).rstrip("/")
+    from airflow.configuration import conf
+
+    base = (conf.get("core", "execution_api_server_url", fallback=None) or "").rstrip("/")
+    if base.endswith("/execution"):
+        base = base[: -len("/execution")]
+    base = base or (conf.get("api", "base_url", fallback=None) or "http://localhost:8080").rstrip("/")
+    return base + BROKER_URL_PREFIX

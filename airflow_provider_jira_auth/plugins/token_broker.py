@@ -1,0 +1,116 @@
+"""The token broker: an api-server plugin that refreshes 3LO tokens for tasks and triggers.
+
+Airflow 3 task and trigger processes cannot write a connection (their ORM access is blocked),
+so they ask the api-server, which can: ``POST /jira-auth/token`` returns a valid access token
+for a connection, refreshing it first under the store's database lock when needed, and writing
+the rotated refresh token back before answering. The refresh token itself never leaves the
+api-server. See docs/token-rotation.md for why this route was chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from airflow_provider_jira_auth.auth import broker_protocol
+from airflow_provider_jira_auth.hooks.token_provider import BROKER_URL_PREFIX
+from airflow_provider_jira_auth.client.errors import (
+    JiraClientSecretError,
+    JiraConfigError,
+    JiraError,
+    JiraGrantRevokedError,
+    JiraTokenStoreError,
+)
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = BROKER_URL_PREFIX
+
+app = FastAPI(title="Jira Cloud token broker", docs_url=None, redoc_url=None, openapi_url=None)
+
+# One answer for "no such connection", "not an oauth2 connection" and "bad signature", so the
+# endpoint tells an unauthenticated caller nothing about which connections exist.
+_FORBIDDEN = {"error": "forbidden", "message": "the request's signature does not match an oauth2 jira_cloud connection"}
+
+_ERROR_KINDS: list[tuple[type[Exception], str, int]] = [
+    (JiraGrantRevokedError, "grant_revoked", 409),
+    (JiraClientSecretError, "client_secret", 409),
+    (JiraConfigError, "config", 409),
+    (JiraTokenStoreError, "store", 500),
+    (JiraError, "upstream", 424),  # not 5xx: the broker already retried Atlassian
+]
+
+
+def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
+    from airflow.models.connection import Connection
+
+    from airflow_provider_jira_auth.hooks.token_provider import direct_token_provider
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    try:
+        conn_id = broker_protocol.parse_unverified(body)["conn_id"]
+        conn = Connection.get_connection_from_secrets(conn_id)
+    except Exception:
+        return 403, _FORBIDDEN
+    if not conn or conn.conn_type != "jira_cloud":
+        return 403, _FORBIDDEN
+    try:
+        settings = JiraConnectionSettings.from_connection(
+            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson, schema=conn.schema
+        )
+    except JiraConfigError:
+        return 403, _FORBIDDEN
+    if settings.auth_type != "oauth2" or not broker_protocol.verify(settings.client_secret or "", body, signature):
+        return 403, _FORBIDDEN
+
+    request = broker_protocol.parse_unverified(body)
+    try:
+        provider = direct_token_provider(settings)
+        rejected = request.get("rejected")
+        state = None
+        if rejected:
+            current = provider.store.load()
+            if current and current.access_token and broker_protocol.token_fingerprint(current.access_token) == rejected:
+                state = provider.force_refresh(current.access_token)
+        if state is None:
+            state = provider.get_token(float(request.get("min_valid") or 0))
+    except Exception as exc:
+        for kind, name, status in _ERROR_KINDS:
+            if isinstance(exc, kind):
+                log.warning("Token broker: connection %r: %s", conn_id, exc)
+                return status, {"error": name, "message": str(exc)}
+        log.exception("Token broker: connection %r: unexpected failure", conn_id)
+        return 500, {"error": "internal", "message": f"{type(exc).__name__} in the token broker; see the api-server log"}
+    return 200, {
+        "access_token": state.access_token,
+        "expires_at": state.expires_at,
+        "scopes": list(state.scopes),
+        "rotated_at": state.rotated_at,
+        "store": provider.describe(),
+    }
+
+
+@app.post(broker_protocol.PATH)
+async def token(request: Request) -> JSONResponse:
+    body = await request.body()
+    signature = request.headers.get(broker_protocol.SIGNATURE_HEADER, "")
+    # The refresh does blocking HTTP and database work: keep it off the event loop.
+    status, payload = await run_in_threadpool(_serve, body, signature)
+    return JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+class JiraAuthPlugin(AirflowPlugin):
+    """Mounts the token broker on the api-server at ``/jira-auth``."""
+
+    name = "jira_auth"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Jira Cloud token broker"}]

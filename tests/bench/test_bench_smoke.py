@@ -1,0 +1,24 @@
+"""The search benchmark still runs end to end: a small load, one run, and its ratio line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "search_throughput.py"
+
+
+def test_search_benchmark_runs_and_prints_the_provider_ratio() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--issues", "500", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert re.search(r"^ratio provider/plain issues/s: \d+\.\d\dx", proc.stdout, re.MULTILINE), output

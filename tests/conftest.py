@@ -1,0 +1,69 @@
+"""Test session set-up: a throw-away Airflow home and metadata database for in-process tests.
+
+Airflow reads its configuration once, when first imported, so the environment is set here,
+before any test module imports it. The metadata database is PostgreSQL when the machine runs
+one (a fresh database per session, dropped at the end), SQLite otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.airflow_harness import DEFAULT_POSTGRES_ADMIN_DSN, _create_database, _drop_database, postgres_available
+
+pytest_plugins = ["airflow_provider_jira_auth.testing.pytest_plugin"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SPEC = ROOT.parent / "shared" / "reference" / "jira-cloud-platform-openapi.json"
+
+_HOME = Path(tempfile.mkdtemp(prefix="jira-auth-tests-"))
+_PG_DB: str | None = None
+if postgres_available():
+    _PG_DB = f"jira_auth_tests_{uuid.uuid4().hex[:10]}"
+    _create_database(DEFAULT_POSTGRES_ADMIN_DSN, _PG_DB, "airflow-provider-jira-auth test session")
+    _SQL_CONN = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{_PG_DB}"
+else:
+    _SQL_CONN = f"sqlite:///{_HOME / 'airflow.db'}"
+
+os.environ.update(
+    AIRFLOW_HOME=str(_HOME),
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=_SQL_CONN,
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__CORE__DAGS_FOLDER=str(_HOME / "dags"),
+    # Encrypted like a real deployment: Variables and connection extras go through Fernet.
+    AIRFLOW__CORE__FERNET_KEY="RlP4ZHhSjdVuBXpIq9tRfKJVZSTDnPo1tXEFzDQ7Ybs=",
+)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[str]:
+    """A migrated metadata database for this session; yields its SQLAlchemy URL."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    if proc.returncode:
+        pytest.fail(f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    yield _SQL_CONN
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _PG_DB:
+        try:
+            from airflow import settings
+
+            if getattr(settings, "engine", None) is not None:
+                settings.engine.dispose()
+        except Exception:
+            pass
+        _drop_database(DEFAULT_POSTGRES_ADMIN_DSN, _PG_DB)

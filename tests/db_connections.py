@@ -1,0 +1,49 @@
+"""Read and write connections in the session's metadata DB the way ``airflow connections`` does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def put_connection(conn_id: str, connection_json: str, **extra_overrides: Any) -> None:
+    """Create or replace connection ``conn_id`` from an ``AIRFLOW_CONN_*``-style JSON document."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    data = json.loads(connection_json)
+    extra = {**data.get("extra", {}), **extra_overrides}
+    with create_session() as session:
+        session.execute(delete(Connection).where(Connection.conn_id == conn_id))
+        session.add(
+            Connection(
+                conn_id=conn_id,
+                conn_type=data["conn_type"],
+                host=data.get("host"),
+                login=data.get("login"),
+                password=data.get("password"),
+                extra=json.dumps(extra),
+            )
+        )
+
+
+def connection_extra(conn_id: str) -> dict[str, Any]:
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        assert conn is not None, f"connection {conn_id} is not in the metadata DB"
+        return conn.extra_dejson
+
+
+def variable_value(key: str) -> str | None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalar(select(Variable).where(Variable.key == key))
+        return None if row is None else row.val

@@ -1,0 +1,101 @@
+"""Many OS processes share one 3LO connection while access tokens expire every 2 seconds.
+
+Atlassian's rotation rules are played by the emulator with the reuse leeway scaled down to one
+second: a process refreshing with a refresh token that another already rotated more than a
+second ago revokes the whole grant, and the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.db_connections import connection_extra, put_connection
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = int(os.environ.get("JIRA_STRESS_PROCESSES", "16"))
+SECONDS = float(os.environ.get("JIRA_STRESS_SECONDS", "60"))
+TOKEN_TTL = 2.0
+MARGIN = 0.5
+
+
+@pytest.mark.timeout(SECONDS + 180)
+def test_sixteen_processes_share_one_grant_without_revocation_or_failed_calls(jira_emulator, airflow_db, tmp_path):
+    emu = jira_emulator
+    emu.oauth.access_token_ttl = TOKEN_TTL
+    emu.oauth.reuse_leeway = 1.0
+    emu.oauth.companion_ttl = 1.0
+    emu.oauth.omit_refresh_token_every = 4
+    put_connection("jira_stress", emu.connection_json("oauth2"), refresh_margin=MARGIN)
+    env = {**os.environ, "_AIRFLOW_PROCESS_CONTEXT": "server", "PYTHONPATH": str(ROOT)}
+
+    go = tmp_path / "go"
+    logs = [tmp_path / f"worker-{n}.log" for n in range(PROCESSES)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.stress.stress_worker", "jira_stress", str(SECONDS), str(go)],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+        )
+        for log in logs
+    ]
+    for worker, log in zip(workers, logs):
+        for line in worker.stdout:  # Airflow may log to stdout before the worker is ready
+            if line.strip() == "ready":
+                break
+        else:
+            pytest.fail(f"a worker died before it was ready:\n{log.read_text()[-3000:]}")
+    emu.reset_stats()
+    started = time.monotonic()
+    go.touch()
+    results = []
+    for worker, log in zip(workers, logs):
+        out, _ = worker.communicate(timeout=SECONDS + 60)
+        assert worker.returncode == 0, log.read_text()[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    elapsed = min(time.monotonic() - started, SECONDS + 1)
+
+    calls = sum(r["calls"] for r in results)
+    failures = sum(r["failures"] for r in results)
+    refreshes = emu.stats.token_refreshes
+    # An access token serves (TTL - margin) seconds, so one refresh per 1.5 s window at most,
+    # plus a slack of 3 for the first refresh and windows cut by process start-up.
+    windows = math.ceil(elapsed / (TOKEN_TTL - MARGIN))
+    print(
+        f"\n{PROCESSES} processes, {elapsed:.0f}s: {calls} Jira calls, {failures} failed, {refreshes} refreshes "
+        f"for {windows} expiry windows, reuse within leeway {emu.stats.reuse_within_leeway}, "
+        f"family revocations {emu.stats.family_revocations}"
+    )
+    assert failures == 0, [r["errors"] for r in results if r["errors"]]
+    assert emu.stats.family_revocations == 0
+    assert calls > PROCESSES * SECONDS, "the processes hardly ran"
+    assert refreshes <= windows + 3
+
+    # The store ends holding a refresh token the emulator accepts.
+    stored = connection_extra("jira_stress")["refresh_token"]
+    before = emu.stats.token_refreshes
+    answer = _refresh_directly(emu, stored)
+    assert answer.status_code == 200, answer.text
+    assert emu.stats.token_refreshes == before + 1
+
+
+def _refresh_directly(emu, refresh_token):
+    import requests
+
+    extra = json.loads(emu.connection_json("oauth2"))["extra"]
+    return requests.post(
+        f"{emu.auth_url}/oauth/token",
+        json={
+            "grant_type": "refresh_token",
+            "client_id": extra["client_id"],
+            "client_secret": extra["client_secret"],
+            "refresh_token": refresh_token,
+        },
+        timeout=10,
+    )
