@@ -90,7 +90,7 @@ class BrokerTokenProvider:
         try:
             # The broker's refresh is idempotent from our side: asking again only returns the
             # token the first call stored. A 5xx or dropped connection is safe to retry.
-            response = self.retry.call("GET", "jira-auth/token", send)
+            response = self.retry.call("POST", "jira-auth/token", send, repeatable=True)
         except requests.RequestException as exc:
             raise JiraTransportError("POST", endpoint, exc) from None
         return self._state(response, endpoint)

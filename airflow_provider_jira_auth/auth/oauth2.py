@@ -24,7 +24,6 @@ JSON calls.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -95,29 +94,6 @@ def _scrub(text: str, secrets: Iterable[str | None]) -> str:
 
 
 # -- the token endpoint ------------------------------------------------------------------------
-
-
-class _TokenEndpointRetry(RetryPolicy):
-    """The project's policy (same waits, attempts and logs) with the token POST counted as repeatable.
-
-    ``RetryPolicy`` repeats a POST after a 5xx or a dropped connection only for read-only
-    endpoints. A token POST is safe to repeat: if Atlassian rotated the refresh token and the
-    answer was lost, the retired token sent again within the reuse leeway (10 minutes, far longer
-    than these retries) still works; a repeated code exchange at worst gets ``invalid_grant``,
-    which asks for the consent that is needed anyway.
-    """
-
-    def should_retry_status(self, method: str, path: str, status: int) -> bool:
-        return status == 429 or status >= 500
-
-    def should_retry_error(self, method: str, path: str, exc: BaseException) -> bool:
-        if isinstance(exc, requests.exceptions.SSLError):
-            return False
-        return isinstance(exc, TRANSPORT_ERRORS)
-
-
-def _token_endpoint_policy(policy: RetryPolicy) -> RetryPolicy:
-    return _TokenEndpointRetry(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(policy) if f.init})
 
 
 def token_endpoint_error(
@@ -216,7 +192,6 @@ class OAuthTokenClient:
         self.timeout = timeout
         self.verify = verify
         self.retry = retry if retry is not None else RetryPolicy()
-        self._token_retry = _token_endpoint_policy(self.retry)
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
         self._headers = {"Accept": "application/json", "User-Agent": DEFAULT_USER_AGENT}
@@ -338,7 +313,11 @@ class OAuthTokenClient:
             )
 
         try:
-            response = self._token_retry.call("POST", TOKEN_PATH, send)
+            # A token POST is safe to repeat: if Atlassian rotated the refresh token and the answer
+            # was lost, the retired token sent again within the reuse leeway (10 minutes, far
+            # longer than these retries) still works; a repeated code exchange at worst gets
+            # invalid_grant, which asks for the consent that is needed anyway.
+            response = self.retry.call("POST", TOKEN_PATH, send, repeatable=True)
         except requests.RequestException as exc:
             raise JiraTransportError("POST", self.token_url, _root_cause(exc)) from exc
         all_secrets = [self._client_secret, *secrets]
@@ -513,10 +492,11 @@ class RefreshingTokenProvider:
     def _refresh_if(self, needed: Callable[[TokenState], bool], why: str, min_valid: float) -> TokenState:
         refreshed = rotated = False
 
-        def refresher(current: TokenState) -> TokenState | None:
+        def refresher(current: TokenState, begin: Callable[[], None]) -> TokenState | None:
             nonlocal refreshed, rotated
             if not needed(current):
                 return None
+            begin()
             new = self.token_client.refresh(current)
             refreshed, rotated = True, new.refresh_token != current.refresh_token
             return new

@@ -214,8 +214,8 @@ def _jira_said(data: Any) -> tuple[list[str], dict[str, Any]]:
 
 
 def _with_auth_hint(hint: str, auth: AuthBase | None) -> str:
-    extra = getattr(auth, "unauthorized_hint", None)
-    return f"{hint}. {extra}" if extra else hint
+    """The auth's own hint replaces the generic one: it knows which credential it sent."""
+    return getattr(auth, "unauthorized_hint", None) or hint
 
 
 def _needed_scope(method: str, path: str) -> str | None:
@@ -307,7 +307,7 @@ class JiraClient:
     * ``handle_unauthorized(response) -> bool``: called on a 401; when it returns ``True`` (it
       got fresh credentials) the request is sent once more, whatever its method, since a
       refused request was not processed;
-    * ``unauthorized_hint``: appended to :class:`JiraAuthenticationError` messages.
+    * ``unauthorized_hint``: replaces the generic advice in :class:`JiraAuthenticationError` messages.
 
     Values in ``auth.secret_values`` (if any) are scrubbed from every message, like the
     ``Authorization`` header itself.

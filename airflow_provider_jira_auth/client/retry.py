@@ -165,22 +165,28 @@ class RetryPolicy:
 
     # -- decisions --------------------------------------------------------------------------
 
-    def should_retry_status(self, method: str, path: str, status: int) -> bool:
-        """Whether an answer with ``status`` is worth repeating for ``method path``."""
+    def should_retry_status(self, method: str, path: str, status: int, *, repeatable: bool = False) -> bool:
+        """Whether an answer with ``status`` is worth repeating for ``method path``.
+
+        ``repeatable`` marks a call the caller knows is safe to send twice whatever its
+        method (a token refresh, see auth/oauth2.py): any 5xx is then retried.
+        """
         if status == 429:
             # A rate-limited request was refused before any work was done: repeating it is safe
             # for every method, a create included.
             return True
+        if repeatable:
+            return status >= 500
         # A gateway error may come after Jira acted: only what is safe to repeat is repeated.
         return status in GATEWAY_STATUSES and is_safe_to_repeat(method, path)
 
-    def should_retry_error(self, method: str, path: str, exc: BaseException) -> bool:
+    def should_retry_error(self, method: str, path: str, exc: BaseException, *, repeatable: bool = False) -> bool:
         """Whether a transport error is worth repeating for ``method path``."""
         if isinstance(exc, requests.exceptions.SSLError):
             return False  # a certificate problem does not heal by itself
         if nothing_was_sent(exc):
             return True
-        return isinstance(exc, TRANSPORT_ERRORS) and is_safe_to_repeat(method, path)
+        return isinstance(exc, TRANSPORT_ERRORS) and (repeatable or is_safe_to_repeat(method, path))
 
     def backoff(self, retry_number: int) -> float:
         """Wait before retry ``retry_number`` (1 for the first retry) without ``Retry-After``."""
@@ -193,25 +199,30 @@ class RetryPolicy:
 
     # -- running ----------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, send: Callable[[], requests.Response]) -> requests.Response:
+    def call(
+        self, method: str, path: str, send: Callable[[], requests.Response], *, repeatable: bool = False
+    ) -> requests.Response:
         """Run ``send`` until it gives an answer not worth repeating, or attempts run out.
 
         :param method: upper-case HTTP method, for the decisions and the logs.
         :param path: path relative to ``/rest/api/3`` without query, for the decisions and the logs.
+        :param repeatable: the caller vouches that sending twice is harmless whatever the method.
         :return: the last response; the caller maps error statuses to exceptions.
         :raises requests.RequestException: the last transport error, when no answer came back.
         """
-        return self._retrying(self._attempt, method, path, send)
+        return self._retrying(self._attempt, method, path, send, repeatable)
 
-    def _attempt(self, method: str, path: str, send: Callable[[], requests.Response]) -> requests.Response:
+    def _attempt(
+        self, method: str, path: str, send: Callable[[], requests.Response], repeatable: bool
+    ) -> requests.Response:
         try:
             response = send()
         except requests.RequestException as exc:
-            if self.should_retry_error(method, path, exc):
+            if self.should_retry_error(method, path, exc, repeatable=repeatable):
                 raise RetryableOutcome(method, path, error=exc) from exc
             raise
         status = response.status_code
-        if status < 429 or not self.should_retry_status(method, path, status):
+        if status < 429 or not self.should_retry_status(method, path, status, repeatable=repeatable):
             return response
         retry_after = None
         if status in RETRY_AFTER_STATUSES:

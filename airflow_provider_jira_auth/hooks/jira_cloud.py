@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_jira_auth.auth.token_state import TokenState
 from airflow_provider_jira_auth.client.errors import JiraError
 from airflow_provider_jira_auth.connection_fields import (
     CONN_FIELDS,
@@ -23,11 +26,34 @@ from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_va
 if TYPE_CHECKING:
     from requests.auth import AuthBase
 
-    from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth
+    from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth, TokenProvider
     from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.client.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+
+# Asking for an access token valid this long forces a refresh (no token lives 30 years).
+_FORCE_REFRESH = 1e9
+INACTIVITY_EXPIRY_DAYS = 90
+
+
+def token_health(state: TokenState) -> dict[str, Any]:
+    """Expiry and age figures of a token state, without the tokens."""
+    now = time.time()
+    age = (now - state.rotated_at) / 86400 if state.rotated_at else None
+    return {
+        "granted_scopes": list(state.scopes),
+        "access_token_expires_at": _iso(state.expires_at),
+        "access_token_valid_for_s": round(max(state.access_token_valid_for(now), 0.0)),
+        "refresh_token_rotated_at": _iso(state.rotated_at),
+        "refresh_token_age_days": None if age is None else round(age, 2),
+        "days_until_inactivity_expiry": None if age is None else round(INACTIVITY_EXPIRY_DAYS - age, 2),
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _mask(value: Any) -> None:
@@ -56,6 +82,7 @@ class JiraCloudHook(BaseHook):
         self.jira_conn_id = jira_conn_id
         self.retry_policy = retry_policy
         self._client: JiraClient | None = None
+        self._token_provider: TokenProvider | None = None
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -104,8 +131,8 @@ class JiraCloudHook(BaseHook):
         from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth
         from airflow_provider_jira_auth.hooks.token_provider import token_provider_for
 
-        provider = token_provider_for(settings, margin=settings.refresh_margin)
-        return JiraOAuth2Auth(provider, margin=settings.refresh_margin, on_token=_mask)
+        self._token_provider = token_provider_for(settings, margin=settings.refresh_margin)
+        return JiraOAuth2Auth(self._token_provider, margin=settings.refresh_margin, on_token=_mask)
 
     def _oauth2_cloud_id(self, settings: JiraConnectionSettings, oauth: JiraOAuth2Auth) -> str:
         from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient, pick_site
@@ -161,6 +188,44 @@ class JiraCloudHook(BaseHook):
         :return: the parsed JSON body, or ``None`` for an empty answer (204).
         """
         return self.get_conn().request(method, path, params=params, json=json)
+
+    # -- token health (3LO) ---------------------------------------------------------------------
+
+    def token_status(self) -> dict[str, Any]:
+        """The connection's auth at a glance, for logs, XComs and the status command; no secrets.
+
+        For 3LO it asks for a valid access token first, which refreshes if the stored one expired.
+        """
+        settings = self.settings
+        status: dict[str, Any] = {
+            "conn_id": self.jira_conn_id,
+            "auth_type": settings.auth_type,
+            "site_url": settings.site_url,
+            "cloud_id": settings.cloud_id,
+            "route": "api gateway" if settings.uses_gateway else "site",
+        }
+        if settings.auth_type == "oauth2":
+            self.get_conn()
+            assert self._token_provider is not None
+            status.update(token_health(self._token_provider.get_token(0.0)), token_source=self._token_provider.describe())
+        return status
+
+    def keep_alive(self, max_age_days: float = 7.0) -> dict[str, Any]:
+        """Refresh (and so rotate) the refresh token if it is older than ``max_age_days``.
+
+        Atlassian expires a refresh token unused for 90 days; a weekly run of this keeps an idle
+        grant alive (see dags_examples/jira_oauth_keepalive.py). Returns :meth:`token_status`.
+        """
+        if self.settings.auth_type != "oauth2":
+            raise JiraError(f"connection {self.jira_conn_id!r} uses {self.settings.auth_type} auth: nothing to keep alive")
+        self.get_conn()
+        assert self._token_provider is not None
+        state = self._token_provider.get_token(0.0)
+        age_days = token_health(state)["refresh_token_age_days"]
+        if age_days is None or age_days >= max_age_days:
+            log.info("Refresh token of %r is %s days old: refreshing to keep the grant alive", self.jira_conn_id, age_days)
+            self._token_provider.get_token(_FORCE_REFRESH)
+        return self.token_status()
 
     def test_connection(self) -> tuple[bool, str]:
         """Call ``/myself``; answer ``(False, what is wrong and how to fix it)`` on any failure."""

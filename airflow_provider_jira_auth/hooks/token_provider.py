@@ -40,10 +40,14 @@ def store_for(settings: JiraConnectionSettings) -> TokenStore:
         from airflow_provider_jira_auth.auth.stores.airflow_db import VariableTokenStore
 
         return VariableTokenStore(settings.conn_id, seed_refresh_token=settings.refresh_token)
+    if name == "file":
+        from airflow_provider_jira_auth.auth.stores.file import FileTokenStore
+
+        return FileTokenStore.from_settings(settings)
     if "." not in name:
         raise JiraConfigError(
             "extra.token_store",
-            f"{name!r} is not a store; use 'connection', 'variable' or a class path like 'my_pkg.stores.VaultStore'",
+            f"{name!r} is not a store; use 'connection', 'variable', 'file' or a class path like 'my_pkg.stores.VaultStore'",
         )
     from airflow.utils.module_loading import import_string
 

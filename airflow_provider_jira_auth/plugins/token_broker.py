@@ -41,7 +41,7 @@ _ERROR_KINDS: list[tuple[type[Exception], str, int]] = [
     (JiraGrantRevokedError, "grant_revoked", 409),
     (JiraClientSecretError, "client_secret", 409),
     (JiraConfigError, "config", 409),
-    (JiraTokenStoreError, "store", 500),
+    (JiraTokenStoreError, "store", 409),
     (JiraError, "upstream", 424),  # not 5xx: the broker already retried Atlassian
 ]
 

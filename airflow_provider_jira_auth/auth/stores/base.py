@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Refresher = Callable[[TokenState], "TokenState | None"]
+# refresher(current, begin) -> the new state, or None for "no change"; it calls begin() right
+# before it sends a refresh to Atlassian.
+Refresher = Callable[[TokenState, Callable[[], None]], "TokenState | None"]
 
 # Errors after which Atlassian certainly did not rotate the refresh token.
 JiraOAuthDefiniteError = (JiraGrantRevokedError, JiraClientSecretError)
@@ -77,14 +79,14 @@ class TokenStore(ABC):
         """An exclusive lock for this connection across processes and hosts."""
 
     def update(self, refresher: Refresher) -> TokenState:
-        """Under the lock: re-read, call ``refresher(current)``, persist its answer, return it.
+        """Under the lock: re-read, call ``refresher(current, begin)``, persist its answer, return it.
 
         ``refresher`` returns ``None`` when no change is needed (another process refreshed
-        while this one waited for the lock). Before it runs, the state is saved with
-        ``refresh_started_at`` set (write-ahead), so that if this process dies after Atlassian
-        rotated the token but before the new one was saved, the next process knows it must
-        refresh at once, within the reuse leeway, instead of trusting an access token that
-        Atlassian will revoke with its retired refresh token.
+        while this one waited for the lock). Right before it sends a refresh it calls
+        ``begin()``, which saves the state with ``refresh_started_at`` set (write-ahead): if this
+        process then dies after Atlassian rotated the token but before the new one was saved,
+        the next process knows it must refresh at once, within the reuse leeway, instead of
+        trusting an access token Atlassian will revoke along with its retired refresh token.
         """
         with self.lock():
             current = self.load()
@@ -101,17 +103,28 @@ class TokenStore(ABC):
                     self.conn_id, time.time() - current.refresh_started_at,
                 )
                 view = current.with_changes(access_token=None, expires_at=None, refresh_started_at=None)
-            settled = view.with_changes(refresh_started_at=None)
-            self.save_with_retries(current.with_changes(refresh_started_at=time.time()), current)
+
+            def begin() -> None:
+                try:
+                    self.save(current.with_changes(refresh_started_at=time.time()), current)
+                except JiraTokenStoreError:
+                    raise
+                except Exception as exc:
+                    raise JiraTokenStoreError(
+                        f"could not write to the {self.describe()} ({type(exc).__name__}: {exc}); "
+                        "no refresh was sent"
+                    ) from exc
+
             try:
-                new = refresher(view)
+                new = refresher(view, begin)
             except JiraOAuthDefiniteError:
                 # Atlassian refused outright (revoked grant, wrong secret): nothing was rotated.
-                self.save_with_retries(settled, None)
+                self.save_with_retries(view.with_changes(refresh_started_at=None), None)
                 raise
-            # Any other failure (a timeout, a dropped answer) may have rotated the token: the
+            # Any other failure (a timeout, a lost answer) may have rotated the token: the
             # marker stays, and the next caller refreshes at once.
-            new = settled if new is None else new
+            if new is None:
+                return current
             self.save_with_retries(new, None)
             return new
 
