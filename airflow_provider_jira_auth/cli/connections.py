@@ -1,0 +1,125 @@
+"""Where a connection lives, and writing a fresh consent there (the CLI has database access)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from airflow_provider_jira_auth.auth.token_state import TokenState
+
+
+def find_connection(conn_id: str) -> tuple[Any, str | None]:
+    """The connection and where it lives: ``"db"``, ``"env"``, or ``(None, None)`` when new."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        if conn is not None:
+            session.expunge(conn)
+            return conn, "db"
+    value = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if value:
+        if value.lstrip().startswith("{"):
+            return Connection.from_json(value, conn_id=conn_id), "env"
+        return Connection(conn_id=conn_id, uri=value), "env"
+    return None, None
+
+
+def save_consent(
+    conn_id: str,
+    fields: dict[str, Any],
+    state: TokenState,
+    *,
+    existing: Any,
+    where: str | None,
+    print_only: bool = False,
+) -> str:
+    """Store the new grant where Airflow keeps the connection; say what was done."""
+    from airflow_provider_jira_auth.auth.stores.airflow_db import state_into_extra
+    from airflow_provider_jira_auth.hooks.token_provider import store_for
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    extra = {**(existing.extra_dejson if existing is not None else {}), **fields["extra"]}
+    extra = state_into_extra(extra, state)
+    settings = JiraConnectionSettings.from_connection(
+        conn_id, host=fields["host"], login=None, password=None, extra=extra
+    )
+    store = store_for(settings)
+    messages = []
+    if print_only or where == "env":
+        document = {"conn_type": "jira_cloud", "host": fields["host"], "extra": extra}
+        reason = "as asked" if print_only else f"because {conn_id!r} comes from an environment variable"
+        messages.append(
+            f"Not written to Airflow {reason}. Store this as the connection (env var AIRFLOW_CONN_{conn_id.upper()} "
+            f"or your secrets backend):\n{json.dumps(document)}"
+        )
+        if store.kind == "connection":
+            messages.append(
+                "Airflow cannot write such a connection back when Atlassian rotates its token: add "
+                '"token_store": "variable" to its extra so the provider keeps the live token in an Airflow Variable.'
+            )
+    else:
+        _write_db_connection(conn_id, fields["host"], extra)
+        messages.append(f"Connection {conn_id!r} {'updated' if existing is not None else 'created'} in the metadata database.")
+    if store.kind != "connection" and not print_only:
+        # The live token is the store's, not the connection's: a new grant must land there.
+        with store.lock():
+            store.save(state, None)
+        messages.append(f"The new grant's tokens were written to the {store.describe()}.")
+    return "\n".join(messages)
+
+
+def _write_db_connection(conn_id: str, host: str, extra: dict[str, Any]) -> None:
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id).with_for_update())
+        if conn is None:
+            conn = Connection(conn_id=conn_id, conn_type="jira_cloud")
+            session.add(conn)
+        conn.conn_type = "jira_cloud"
+        conn.host = host
+        conn.set_extra(json.dumps(extra))
+
+
+def connection_status(conn_id: str) -> dict[str, Any]:
+    """Auth type, site, cloud id, scopes, token expiry and age, store; never a secret, never a refresh."""
+    from airflow_provider_jira_auth.hooks.jira_cloud import token_health
+    from airflow_provider_jira_auth.hooks.token_provider import store_for
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    conn, where = find_connection(conn_id)
+    if conn is None:
+        from airflow_provider_jira_auth.client.errors import JiraConfigError
+
+        raise JiraConfigError("conn_id", f"no connection {conn_id!r} in the metadata database or the environment")
+    settings = JiraConnectionSettings.from_connection(
+        conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson, schema=conn.schema
+    )
+    report: dict[str, Any] = {
+        "connection": conn_id,
+        "defined_in": {"db": "metadata database", "env": "environment variable"}.get(where or "", where),
+        "auth_type": settings.auth_type,
+        "site_url": settings.site_url,
+        "cloud_id": settings.cloud_id,
+        "route": "api gateway" if settings.uses_gateway else "site",
+    }
+    if settings.auth_type == "basic":
+        report["login"] = settings.email
+        return report
+    store = store_for(settings)
+    report["token_store"] = store.describe()
+    report["requested_scopes"] = list(settings.scopes)
+    state = store.load()
+    if state is None:
+        report["refresh_token"] = "none yet: run airflow-jira-auth authorize"
+        return report
+    report.update(token_health(state))
+    if state.refresh_started_at is not None:
+        report["unfinished_refresh"] = "a refresh started and never finished; the next use refreshes at once"
+    return report
