@@ -7,6 +7,8 @@ through the gateway (``/ex/jira/{cloudId}/...``), scopes enforced at the gateway
 
 from __future__ import annotations
 
+import time
+
 import base64
 import binascii
 import json
@@ -18,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ._accounts import Accounts, User
-from ._faults import FaultBook
+from ._faults import DelayBook, FaultBook
 from ._http import App, HttpError, Request, Response, jira_error, json_response
 from ._oauth import OAuthServer, TokenError
 from ._rest import REMOVED_MESSAGE, REMOVED_PATHS, Caller, JiraRestApi, Route
@@ -106,6 +108,7 @@ class Dispatcher:
         self.default_user = default_user
         self.rest = JiraRestApi(clock)
         self.faults = FaultBook()
+        self.delays = DelayBook()
         self.requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
         self.consent = "approve"
         self.consent_user: User | None = None
@@ -128,7 +131,12 @@ class Dispatcher:
                 except HttpError as exc:
                     response = exc.response
             self._record(request, response, via)
-            return response
+            delay = self.delays.take(request.method, request.path)
+        if delay is not None:
+            # The work is done and recorded; only the answer is late (outside the lock, so the
+            # rest of the emulator keeps serving).
+            time.sleep(delay.seconds)
+        return response
 
     @staticmethod
     def _via(path: str, main: bool) -> str:

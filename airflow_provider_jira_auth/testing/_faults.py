@@ -93,3 +93,34 @@ def rate_limited(method: str | None, retry_after: str | None, reason: str) -> Re
         return jira_error(429, ["Rate limit exceeded."], headers=headers)
 
     return respond
+
+
+@dataclass
+class DelayRule:
+    method: str | None
+    pattern: re.Pattern[str]
+    times: int
+    seconds: float
+
+
+class DelayBook:
+    """Late answers: the next ``times`` matching calls are answered ``seconds`` late."""
+
+    def __init__(self) -> None:
+        self._rules: list[DelayRule] = []
+
+    def add(self, rule: DelayRule) -> None:
+        if rule.times > 0:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        self._rules.clear()
+
+    def take(self, method: str, path: str) -> DelayRule | None:
+        for rule in self._rules:
+            if (rule.method is None or rule.method == method) and rule.pattern.search(path):
+                rule.times -= 1
+                if rule.times <= 0:
+                    self._rules.remove(rule)
+                return rule
+        return None

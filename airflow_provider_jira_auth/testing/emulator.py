@@ -24,7 +24,7 @@ from typing import Any
 
 from ._accounts import Accounts, User
 from ._dispatch import Dispatcher, RecordedRequest
-from ._faults import FaultRule, failure, rate_limited
+from ._faults import DelayRule, FaultRule, failure, rate_limited
 from ._http import EmulatorHTTPServer
 from ._oauth import OAuthApp, OAuthServer, OAuthSettings
 from ._runtime import Clock, Counters
@@ -337,6 +337,15 @@ class JiraCloudEmulator:
                 FaultRule(_method(method), re.compile(path_regex), times, failure(status, headers, body, drop))
             )
 
+    def delay_next(self, method: str | None, path_regex: str | re.Pattern[str], seconds: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` matching calls ``seconds`` late; the work itself is done at once.
+
+        Models a slow network after Atlassian acted, e.g. a refresh that rotated the token while
+        its answer is still on the way (the window a crash must survive).
+        """
+        with self._lock:
+            self._dispatcher.delays.add(DelayRule(_method(method), re.compile(path_regex), times, seconds))
+
     def rate_limit(
         self,
         method: str | None = None,
@@ -361,6 +370,7 @@ class JiraCloudEmulator:
     def clear_faults(self) -> None:
         with self._lock:
             self._dispatcher.faults.clear()
+            self._dispatcher.delays.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
