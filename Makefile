@@ -22,6 +22,7 @@ test: install
 
 bench: install
 	$(PY) bench/search_throughput.py
+	$(PY) bench/refresh_economy.py
 
 clean:
 	rm -rf $(VENV) .airflow-demo
