@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def authorize(args: argparse.Namespace) -> int:
     from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
-    from airflow_provider_jira_auth.cli.connections import find_connection, save_consent
-    from airflow_provider_jira_auth.cli.consent import (
+    from airflow_provider_jira_auth.consent.storage import find_connection, save_consent
+    from airflow_provider_jira_auth.consent.flow import (
         DEFAULT_SCOPES,
         code_from_redirect,
         complete_consent,
@@ -162,7 +162,7 @@ def authorize(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from airflow_provider_jira_auth.cli.connections import connection_status
+    from airflow_provider_jira_auth.consent.storage import connection_status
 
     report = connection_status(args.conn_id)
     if args.json:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider_jira_auth.cli.consent import ConsentError, code_from_redirect
+from airflow_provider_jira_auth.consent.flow import ConsentError, code_from_redirect
 from tests.db_connections import connection_extra
 
 CLI = str(Path(sys.executable).with_name("airflow-jira-auth"))

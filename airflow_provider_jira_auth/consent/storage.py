@@ -1,4 +1,4 @@
-"""Where a connection lives, and writing a fresh consent there (the CLI has database access)."""
+"""Where a connection lives, writing a fresh consent there, and its token health (needs the metadata DB)."""
 
 from __future__ import annotations
 
