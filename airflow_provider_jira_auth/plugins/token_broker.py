@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from airflow_provider_jira_auth.auth import broker_protocol
-from airflow_provider_jira_auth.hooks.token_provider import BROKER_URL_PREFIX
 from airflow_provider_jira_auth.client.errors import (
     JiraClientSecretError,
     JiraConfigError,
@@ -29,9 +27,7 @@ from airflow_provider_jira_auth.client.errors import (
 
 log = logging.getLogger(__name__)
 
-URL_PREFIX = BROKER_URL_PREFIX
-
-app = FastAPI(title="Jira Cloud token broker", docs_url=None, redoc_url=None, openapi_url=None)
+router = APIRouter()
 
 # One answer for "no such connection", "not an oauth2 connection" and "bad signature", so the
 # endpoint tells an unauthenticated caller nothing about which connections exist.
@@ -95,7 +91,7 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     }
 
 
-@app.post(broker_protocol.PATH)
+@router.post(broker_protocol.PATH)
 async def token(request: Request) -> JSONResponse:
     body = await request.body()
     signature = request.headers.get(broker_protocol.SIGNATURE_HEADER, "")
@@ -104,13 +100,6 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-@app.get("/health")
+@router.get("/health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
-
-
-class JiraAuthPlugin(AirflowPlugin):
-    """Mounts the token broker on the api-server at ``/jira-auth``."""
-
-    name = "jira_auth"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Jira Cloud token broker"}]

@@ -1,0 +1,302 @@
+"""The "Connect to Jira" page: the 3LO consent round trip from the Airflow UI.
+
+A signed-in user picks a ``jira_cloud`` oauth2 connection and clicks "Connect to Jira"; after
+Atlassian's consent page the refresh token lands in that connection. Only users allowed to edit
+the connection may start or finish it. The OAuth ``state`` travels in a short-lived cookie
+signed with the api-server's secret and bound to the user and the connection, so a redirect
+that another person's browser started (or a replayed one) is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from airflow_provider_jira_auth.client.errors import JiraError
+
+log = logging.getLogger(__name__)
+
+PAGE_PATH = "/connect"
+CALLBACK_PATH = "/connect/callback"
+STATE_COOKIE = "jira_auth_consent"
+STATE_TTL = 600
+
+router = APIRouter()
+
+
+# -- who is asking -----------------------------------------------------------------------------
+
+
+async def _current_user(request: Request) -> Any | None:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+    from fastapi import HTTPException
+
+    authorization = request.headers.get("Authorization", "")
+    token = authorization[7:] if authorization.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    if not token:
+        return None
+    try:
+        return await resolve_user_from_token(token)
+    except HTTPException:
+        return None
+
+
+def _may_edit(user: Any, conn_id: str) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
+
+    return bool(get_auth_manager().is_authorized_connection(method="PUT", details=ConnectionDetails(conn_id=conn_id), user=user))
+
+
+def _user_key(user: Any) -> str:
+    return str(getattr(user, "get_id", lambda: None)() or getattr(user, "username", "") or user)
+
+
+def _login_redirect(request: Request) -> Response:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    login = get_auth_manager().get_url_login()
+    return RedirectResponse(f"{login}?next={quote(str(request.url))}", status_code=303)
+
+
+# -- the signed state cookie ---------------------------------------------------------------------
+
+
+def _secret() -> bytes:
+    from airflow.configuration import conf
+
+    secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
+    if not secret:
+        raise JiraError("the api-server has no [api] secret_key: set one to use the Connect to Jira page")
+    return hashlib.sha256(b"airflow-provider-jira-auth/consent\x00" + secret.encode()).digest()
+
+
+def _sign(payload: dict[str, Any]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+    return f"{body}.{hmac.new(_secret(), body.encode(), hashlib.sha256).hexdigest()}"
+
+
+def _unsign(value: str | None) -> dict[str, Any] | None:
+    if not value or "." not in value:
+        return None
+    body, signature = value.rsplit(".", 1)
+    if not hmac.compare_digest(hmac.new(_secret(), body.encode(), hashlib.sha256).hexdigest(), signature):
+        return None
+    payload = json.loads(base64.urlsafe_b64decode(body.encode()))
+    return payload if payload.get("exp", 0) > time.time() else None
+
+
+def _callback_url(request: Request) -> str:
+    return str(request.url_for("jira_consent_callback"))
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+def _oauth_connections() -> list[Any]:
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(select(Connection).where(Connection.conn_type == "jira_cloud").order_by(Connection.conn_id)).all()
+        for row in rows:
+            session.expunge(row)
+    return [row for row in rows if str(row.extra_dejson.get("auth_type") or "").lower() == "oauth2"]
+
+
+@router.get(PAGE_PATH, response_class=HTMLResponse)
+async def connect_page(request: Request, message: str = "", error: str = "") -> Response:
+    user = await _current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    from airflow_provider_jira_auth.consent.storage import connection_status
+
+    rows = []
+    for conn in await run_in_threadpool(_oauth_connections):
+        editable = _may_edit(user, conn.conn_id)
+        try:
+            health = await run_in_threadpool(connection_status, conn.conn_id)
+        except JiraError as exc:
+            health = {"problem": str(exc)}
+        rows.append(_row(conn, health, editable))
+    return HTMLResponse(_page(rows, _callback_url(request), message, error, csrf=_csrf_token(user)))
+
+
+@router.post(PAGE_PATH + "/{conn_id}/start")
+async def start(request: Request, conn_id: str, csrf: str = Form("")) -> Response:
+    user = await _current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    if not _may_edit(user, conn_id):
+        return _back(request, error=f"You may not edit connection {conn_id}.", status=403)
+    if not hmac.compare_digest(csrf, _csrf_token(user)):
+        return _back(request, error="The form is stale: reload the page and try again.", status=403)
+    from airflow.models.connection import Connection
+
+    from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
+    from airflow_provider_jira_auth.consent.flow import DEFAULT_SCOPES, new_state, with_offline_access
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value
+
+    conn = await run_in_threadpool(Connection.get_connection_from_secrets, conn_id)
+    extra = conn.extra_dejson
+    client_id, client_secret = extra_value(extra, "client_id"), extra_value(extra, "client_secret")
+    if not client_id or not client_secret:
+        return _back(request, error=f"Connection {conn_id} needs client_id and client_secret before it can connect.")
+    try:
+        settings = JiraConnectionSettings.from_connection(
+            conn_id, host=conn.host, login=None, password=None, extra={**extra, "refresh_token": "pending"}
+        )
+    except JiraError as exc:
+        return _back(request, error=str(exc))
+    scopes = with_offline_access(settings.scopes or DEFAULT_SCOPES)
+    state = new_state()
+    link = OAuthTokenClient(settings.auth_url, client_id, client_secret, conn_id=conn_id).authorization_url(
+        _callback_url(request), scopes, state
+    )
+    response = RedirectResponse(link, status_code=303)
+    cookie = _sign({"state": state, "conn_id": conn_id, "user": _user_key(user), "exp": time.time() + STATE_TTL})
+    response.set_cookie(
+        STATE_COOKIE, cookie, max_age=STATE_TTL, httponly=True, samesite="lax",
+        secure=request.url.scheme == "https", path=request.url_for("connect_page").path,
+    )
+    return response
+
+
+@router.get(CALLBACK_PATH, name="jira_consent_callback")
+async def callback(request: Request) -> Response:
+    user = await _current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    pending = _unsign(request.cookies.get(STATE_COOKIE))
+    params = request.query_params
+    if pending is None or not hmac.compare_digest(params.get("state", ""), str(pending.get("state"))):
+        return _back(request, error="This consent does not match one started from this browser (wrong or expired state). Nothing changed.", clear=True)
+    if pending.get("user") != _user_key(user):
+        return _back(request, error="This consent was started by another user. Nothing changed.", clear=True)
+    conn_id = str(pending["conn_id"])
+    if not _may_edit(user, conn_id):
+        return _back(request, error=f"You may not edit connection {conn_id}. Nothing changed.", status=403, clear=True)
+    if params.get("error"):
+        reason = "was denied" if params["error"] == "access_denied" else f"failed ({params['error']})"
+        return _back(request, error=f"The consent for {conn_id} {reason}. Nothing changed.", clear=True)
+    if not params.get("code"):
+        return _back(request, error="Atlassian sent no code back. Nothing changed.", clear=True)
+    try:
+        summary = await run_in_threadpool(_finish, conn_id, params["code"], _callback_url(request))
+    except JiraError as exc:
+        return _back(request, error=f"{conn_id}: {exc}. Nothing changed.", clear=True)
+    log.info("Connect to Jira: %s consented connection %r", _user_key(user), conn_id)
+    return _back(request, message=summary, clear=True)
+
+
+def _finish(conn_id: str, code: str, redirect_uri: str) -> str:
+    from airflow.models.connection import Connection
+
+    from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
+    from airflow_provider_jira_auth.consent.flow import complete_consent
+    from airflow_provider_jira_auth.consent.storage import find_connection, save_consent
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    conn = Connection.get_connection_from_secrets(conn_id)
+    extra = conn.extra_dejson
+    settings = JiraConnectionSettings.from_connection(
+        conn_id, host=conn.host, login=None, password=None, extra={**extra, "refresh_token": "pending"}
+    )
+    assert settings.client_id and settings.client_secret
+    with OAuthTokenClient(settings.auth_url, settings.client_id, settings.client_secret, conn_id=conn_id) as client:
+        consent = complete_consent(client, code=code, redirect_uri=redirect_uri, api_url=settings.api_url, site_url=settings.site_url)
+    existing, where = find_connection(conn_id)
+    fields = {"host": str(consent.site["url"]), "extra": {"cloud_id": str(consent.site["id"])}}
+    save_consent(conn_id, fields, consent.state, existing=existing, where=where)
+    scopes = " ".join(consent.state.scopes)
+    return f"Connected {conn_id} to {consent.site.get('name')} ({consent.site['url']}); scopes granted: {scopes}."
+
+
+def _back(request: Request, *, message: str = "", error: str = "", status: int = 303, clear: bool = False) -> Response:
+    if status == 303:
+        query = f"?message={quote(message)}" if message else f"?error={quote(error)}"
+        response: Response = RedirectResponse(str(request.url_for("connect_page")) + query, status_code=303)
+    else:
+        response = HTMLResponse(_page([], "", "", error), status_code=status)
+    if clear:
+        response.delete_cookie(STATE_COOKIE, path=request.url_for("connect_page").path)
+    return response
+
+
+def _csrf_token(user: Any) -> str:
+    return hmac.new(_secret(), b"csrf\x00" + _user_key(user).encode(), hashlib.sha256).hexdigest()
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+
+def _row(conn: Any, health: dict[str, Any], editable: bool) -> dict[str, Any]:
+    return {"conn": conn, "health": health, "editable": editable}
+
+
+def _page(rows: list[dict[str, Any]], callback: str, message: str, error: str, *, csrf: str = "") -> str:
+    esc = html.escape
+    body = []
+    if message:
+        body.append(f'<p class="ok" role="status">{esc(message)}</p>')
+    if error:
+        body.append(f'<p class="err" role="alert">{esc(error)}</p>')
+    if rows:
+        body.append("<table><tr><th>Connection</th><th>Site</th><th>Refresh token</th><th>Expires unused in</th><th></th></tr>")
+        for row in rows:
+            conn, health = row["conn"], row["health"]
+            rotated = health.get("refresh_token_rotated_at") or health.get("refresh_token") or health.get("problem") or "-"
+            days = health.get("days_until_inactivity_expiry")
+            button = (
+                f'<form method="post" action="connect/{esc(conn.conn_id)}/start" target="_top">'
+                f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+                f'<button type="submit">Connect to Jira</button></form>'
+                if row["editable"]
+                else '<span class="muted">needs edit rights</span>'
+            )
+            body.append(
+                f"<tr><td>{esc(conn.conn_id)}</td><td>{esc(str(conn.host or '-'))}</td><td>{esc(str(rotated))}</td>"
+                f"<td>{'-' if days is None else esc(f'{days:.0f} days')}</td><td>{button}</td></tr>"
+            )
+        body.append("</table>")
+    elif callback:
+        body.append(
+            "<p>No <code>jira_cloud</code> connection with <code>auth_type: oauth2</code> yet: create one under "
+            "Admin &rarr; Connections with the client id and secret of your app, then come back.</p>"
+        )
+    if callback:
+        body.append(
+            f'<p class="muted">Register this callback URL in your app (developer console &rarr; Authorization): '
+            f"<code>{esc(callback)}</code></p>"
+        )
+    return _TEMPLATE.replace("{body}", "\n".join(body))
+
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Connect to Jira</title>
+<style>
+ body{font-family:system-ui,sans-serif;margin:2rem;color:#172b4d}
+ h1{font-size:1.4rem} table{border-collapse:collapse;margin:1rem 0}
+ th,td{border-bottom:1px solid #dfe1e6;padding:.5rem 1rem;text-align:left}
+ button{background:#0052cc;color:#fff;border:0;border-radius:3px;padding:.4rem .9rem;cursor:pointer}
+ .ok{background:#e3fcef;padding:.6rem;border-radius:3px} .err{background:#ffebe6;padding:.6rem;border-radius:3px}
+ .muted{color:#6b778c} code{background:#f4f5f7;padding:0 .2rem}
+</style></head>
+<body><h1>Connect Airflow to Jira Cloud (OAuth 2.0)</h1>
+<p class="muted">Pick a connection and consent as the Jira user your DAGs should act as. The refresh token is
+stored in the connection and kept current by the provider.</p>
+{body}
+</body></html>"""

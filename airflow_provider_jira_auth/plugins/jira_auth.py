@@ -1,0 +1,29 @@
+"""The provider's api-server plugin: the token broker and the "Connect to Jira" page, at ``/jira-auth``."""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI
+
+from airflow_provider_jira_auth.hooks.token_provider import BROKER_URL_PREFIX
+from airflow_provider_jira_auth.plugins import consent_page, token_broker
+
+app = FastAPI(title="Jira Cloud (airflow-provider-jira-auth)", docs_url=None, redoc_url=None, openapi_url=None)
+app.include_router(token_broker.router)
+app.include_router(consent_page.router)
+
+
+class JiraAuthPlugin(AirflowPlugin):
+    """Mounts the token broker and the consent page on the api-server, and links the page in the UI."""
+
+    name = "jira_auth"
+    fastapi_apps = [{"app": app, "url_prefix": BROKER_URL_PREFIX, "name": "Jira Cloud auth"}]
+    external_views = [
+        {
+            "name": "Connect to Jira",
+            "href": f"{BROKER_URL_PREFIX}{consent_page.PAGE_PATH}",
+            "destination": "nav",
+            "category": "admin",
+            "url_route": "jira-connect",
+        }
+    ]
