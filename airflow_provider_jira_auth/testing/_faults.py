@@ -6,10 +6,18 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._http import Response, jira_error
 from ._runtime import iso_utc
+
+class _Rule(Protocol):
+    times: int
+
+    def matches(self, method: str, path: str) -> bool: ...
+
+
+R = TypeVar("R", bound=_Rule)
 
 # Responder: builds the answer when the rule fires (now -> response), None means: drop the socket.
 Responder = Callable[[float], Response | None]
@@ -31,20 +39,20 @@ class FaultRule:
         return self.pattern.search(path) is not None
 
 
-class FaultBook:
+class RuleBook(Generic[R]):
     """Rules fire in the order they were added; each one for its next ``times`` matching calls."""
 
     def __init__(self) -> None:
-        self._rules: list[FaultRule] = []
+        self._rules: list[R] = []
 
-    def add(self, rule: FaultRule) -> None:
+    def add(self, rule: R) -> None:
         if rule.times > 0:
             self._rules.append(rule)
 
     def clear(self) -> None:
         self._rules.clear()
 
-    def take(self, method: str, path: str) -> FaultRule | None:
+    def take(self, method: str, path: str) -> R | None:
         for rule in self._rules:
             if rule.matches(method, path):
                 rule.times -= 1
@@ -52,6 +60,9 @@ class FaultBook:
                     self._rules.remove(rule)
                 return rule
         return None
+
+
+FaultBook = RuleBook[FaultRule]
 
 
 def failure(status: int, headers: dict[str, str] | None, body: Any, drop: bool) -> Responder:
@@ -97,30 +108,15 @@ def rate_limited(method: str | None, retry_after: str | None, reason: str) -> Re
 
 @dataclass
 class DelayRule:
+    """The next ``times`` matching calls are answered ``seconds`` late."""
+
     method: str | None
     pattern: re.Pattern[str]
     times: int
     seconds: float
 
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and self.pattern.search(path) is not None
 
-class DelayBook:
-    """Late answers: the next ``times`` matching calls are answered ``seconds`` late."""
 
-    def __init__(self) -> None:
-        self._rules: list[DelayRule] = []
-
-    def add(self, rule: DelayRule) -> None:
-        if rule.times > 0:
-            self._rules.append(rule)
-
-    def clear(self) -> None:
-        self._rules.clear()
-
-    def take(self, method: str, path: str) -> DelayRule | None:
-        for rule in self._rules:
-            if (rule.method is None or rule.method == method) and rule.pattern.search(path):
-                rule.times -= 1
-                if rule.times <= 0:
-                    self._rules.remove(rule)
-                return rule
-        return None
+DelayBook = RuleBook[DelayRule]
