@@ -35,6 +35,25 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_jira_auth.hooks.jira_cloud"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_jira_auth.operators.jira_cloud"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_jira_auth.sensors.jira_cloud"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_jira_auth.triggers.jira_cloud"],
+            }
+        ],
+        "notifications": ["airflow_provider_jira_auth.notifications.jira_cloud.JiraIssueNotifier"],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from requests.auth import AuthBase
 
     from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth, TokenProvider
+    from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
     from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.client.retry import RetryPolicy
 
@@ -275,3 +277,64 @@ class JiraCloudHook(BaseHook):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    # -- for operators, sensors and triggers --------------------------------------------------
+
+    @staticmethod
+    def settings_from_connection(conn_id: str, conn: Any) -> JiraConnectionSettings:
+        """Validate a connection already fetched, masking its secrets as :attr:`settings` does.
+
+        For triggers, which must fetch it with ``await BaseHook.aget_connection(conn_id)``.
+        """
+        extra = conn.extra_dejson
+        for secret in (conn.password, *(extra_value(extra, name) for name in SECRET_FIELDS)):
+            _mask(secret)
+        return JiraConnectionSettings.from_connection(
+            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=extra, schema=conn.schema
+        )
+
+    @classmethod
+    def from_connection(cls, conn_id: str, conn: Any, *, retry_policy: RetryPolicy | None = None) -> JiraCloudHook:
+        """A hook over a connection already fetched (see :meth:`settings_from_connection`)."""
+        hook = cls(conn_id, retry_policy=retry_policy)
+        hook.__dict__["settings"] = cls.settings_from_connection(conn_id, conn)
+        return hook
+
+    def get_async_conn(self) -> AsyncJiraClient:
+        """An asyncio client with this hook's credentials, for triggers.
+
+        Building it may block (imports, a 3LO token and cloud-id lookup): from an event loop,
+        call it with ``asyncio.to_thread``. The client applies the same auth objects as
+        :meth:`get_conn`'s, so 3LO goes through the same token store or token broker.
+        """
+        from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
+
+        settings = self.settings
+        auth, rest_url = self._build_auth(settings)
+        return AsyncJiraClient(
+            rest_url, auth, timeout=settings.timeout, verify=settings.verify, retry=self.retry_policy
+        )
+
+    def granted_scopes(self) -> frozenset[str] | None:
+        """3LO: the scopes the grant holds, as the token endpoint reported them (a token is
+        fetched first if this hook has none yet). ``None`` for Basic auth, or when unreported."""
+        from airflow_provider_jira_auth.scopes import granted_by
+
+        if self.settings.auth_type != "oauth2":
+            return None
+        return granted_by(self.get_conn().auth)
+
+    def check_scopes(self, *operations: str, scopes: Iterable[str] = (), what: str | None = None) -> None:
+        """Fail before calling if a 3LO grant lacks a scope that ``operations`` need.
+
+        :param operations: client operations, e.g. ``"create_issue"`` (see ``scopes.OPERATIONS``).
+        :param scopes: more scopes to require (e.g. a :class:`JiraRequestOperator`'s).
+        :param what: who is calling, for the message.
+        :raises JiraMissingScopeError: naming the missing scope and the consent command.
+        """
+        from airflow_provider_jira_auth.scopes import check_granted, scopes_for
+
+        required = scopes_for(*operations) | frozenset(scopes)
+        if not required or self.settings.auth_type != "oauth2":
+            return  # Basic auth: the scopes of a scoped API token are not visible to its holder
+        check_granted(required, self.granted_scopes(), conn_id=self.jira_conn_id, what=what or "this call")

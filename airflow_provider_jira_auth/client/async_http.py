@@ -1,0 +1,243 @@
+"""``AsyncJiraClient``: the read calls a trigger needs, on ``httpx.AsyncClient``.
+
+A trigger shares the triggerer's event loop with every other trigger: nothing here may block
+it. The Jira calls go through ``httpx.AsyncClient`` (Airflow already depends on httpx). The
+auth, though, is the same requests-style object the sync client uses, so that a trigger gets
+its credentials exactly as a task does: Basic is a fixed header, and 3LO asks its token
+provider (the token store directly, or the api-server's token broker in a triggerer) for an
+access token, which may mean a blocking refresh under the store's lock. Rewriting that
+machinery for asyncio would duplicate the part of the provider that must not have two
+versions, so the auth runs in a worker thread (``asyncio.to_thread``) instead: once per
+request, costing a thread hop every poke interval, never a blocked loop.
+
+The decisions (what to retry, how long to wait) are :class:`RetryPolicy`'s and the error
+mapping is :func:`~airflow_provider_jira_auth.client.http.error_from_response`'s, which reads
+only attributes an ``httpx.Response`` shares with a ``requests.Response``. No Airflow imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import logging
+import ssl
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from airflow_provider_jira_auth.client.errors import JiraError, JiraTransportError
+from airflow_provider_jira_auth.client.http import (
+    DEFAULT_USER_AGENT,
+    MAX_PAGE_SIZE,
+    _login_refused,
+    error_from_response,
+    relative_path,
+)
+from airflow_provider_jira_auth.client.retry import (
+    RETRY_AFTER_STATUSES,
+    RetryPolicy,
+    is_safe_to_repeat,
+    parse_retry_after,
+)
+from airflow_provider_jira_auth.client.urls import normalize_base_url
+
+if TYPE_CHECKING:
+    from requests.auth import AuthBase
+
+log = logging.getLogger(__name__)
+
+#: httpx errors raised before the request reached the server: safe to repeat for any method.
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _comma_list(value: str | Iterable[str]) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+class AsyncJiraClient:
+    """Jira Cloud REST API v3 reads for asyncio code (triggers).
+
+    :param rest_url: the REST root, as for :class:`~airflow_provider_jira_auth.client.http.JiraClient`.
+    :param auth: a requests-style auth (``JiraBasicAuth``, ``JiraOAuth2Auth``); applied in a
+        worker thread, since 3LO may refresh. Its ``handle_unauthorized`` (3LO) gets one re-send
+        after a 401, as in the sync client.
+    :param timeout: seconds for every request.
+    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param retry: the retry policy whose decisions and waits apply; default :class:`RetryPolicy()`.
+    :param http: an ``httpx.AsyncClient`` to use; it is not closed by :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        rest_url: str,
+        auth: AuthBase | None,
+        *,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        retry: RetryPolicy | None = None,
+        http: httpx.AsyncClient | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self.rest_url = normalize_base_url(rest_url, "rest_url")
+        self.auth = auth
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._owns_http = http is None
+        self.http = http if http is not None else httpx.AsyncClient(timeout=timeout, verify=verify)
+        self._headers = {"Accept": "application/json", "User-Agent": user_agent}
+        self._handle_unauthorized = getattr(auth, "handle_unauthorized", None)
+
+    def __repr__(self) -> str:
+        return f"AsyncJiraClient({self.rest_url!r})"
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncJiraClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- transport --------------------------------------------------------------------------
+
+    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        """Call an endpoint and return its parsed JSON (``None`` for 204 or an empty body).
+
+        :raises JiraError: the same typed errors as the sync client.
+        """
+        method = method.upper()
+        path = relative_path(path)
+        route = path.partition("?")[0].strip("/")
+        response = await self._send_with_retries(method, route, path, params, json)
+        if response.status_code == 401 and self._handle_unauthorized is not None:
+            if await asyncio.to_thread(self._handle_unauthorized, response):
+                log.info("Jira %s %s -> HTTP 401; sending it once more with refreshed credentials", method, route)
+                response = await self._send_with_retries(method, route, path, params, json)
+        return self._parse(method, route, response)
+
+    async def _send_once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
+        request = self.http.build_request(
+            method, f"{self.rest_url}/{path}", params=params, json=body, headers=self._headers
+        )
+        if self.auth is not None:
+            # Sets the Authorization header; 3LO may refresh (store lock, broker call): off the loop.
+            # A requests auth only sets request.headers, which an httpx.Request has too.
+            await asyncio.to_thread(self.auth, request)  # type: ignore[arg-type]
+        return await self.http.send(request)
+
+    async def _send_with_retries(
+        self, method: str, route: str, path: str, params: dict[str, Any] | None, body: Any
+    ) -> httpx.Response:
+        policy = self.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            last = attempt == policy.max_attempts
+            try:
+                response = await self._send_once(method, path, params, body)
+            except httpx.TransportError as exc:
+                if last or not self._retry_error(method, route, exc):
+                    raise JiraTransportError(method, route, exc) from exc
+                wait, what = policy.backoff(attempt), type(exc).__name__
+            else:
+                status = response.status_code
+                if status < 429 or last or not policy.should_retry_status(method, route, status):
+                    return response
+                retry_after = (
+                    parse_retry_after(response.headers.get("Retry-After")) if status in RETRY_AFTER_STATUSES else None
+                )
+                if retry_after is not None and retry_after > policy.max_retry_after:
+                    return response
+                wait = policy.backoff(attempt) if retry_after is None else policy.wait_for_retry_after(retry_after)
+                what = f"HTTP {status}"
+                await response.aclose()
+            log.warning(
+                "Jira %s %s -> %s; retry %d of %d in %.1f s",
+                method,
+                route,
+                what,
+                attempt,
+                policy.max_attempts - 1,
+                wait,
+            )
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    @staticmethod
+    def _retry_error(method: str, route: str, exc: httpx.TransportError) -> bool:
+        if isinstance(exc.__cause__, ssl.SSLError) or "certificate" in str(exc).lower():
+            return False  # a certificate problem does not heal by itself
+        if isinstance(exc, _NOTHING_SENT):
+            return True
+        return is_safe_to_repeat(method, route)
+
+    def _parse(self, method: str, route: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        # The one error mapping; it reads only what httpx and requests responses share.
+        if not 200 <= status < 300 or ("X-Seraph-LoginReason" in response.headers and _login_refused(response)):  # type: ignore[arg-type]
+            raise error_from_response(method, route, response, self.auth)  # type: ignore[arg-type]
+        content = response.content
+        if status == 204 or not content.strip():
+            return None
+        try:
+            return jsonlib.loads(content)
+        except ValueError:
+            raise error_from_response(method, route, response, self.auth) from None  # type: ignore[arg-type]
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def search_issues(
+        self,
+        jql: str,
+        *,
+        fields: str | Iterable[str] | None = None,
+        max_results: int = 100,
+        page_size: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Up to ``max_results`` issues matching ``jql`` (``POST search/jql``, following ``nextPageToken``).
+
+        A list, not a generator: a trigger wants a bounded answer per poke.
+        """
+        if not isinstance(jql, str) or not jql.strip():
+            raise ValueError("search_issues() needs a JQL query; Jira refuses empty (unbounded) JQL")
+        if max_results < 0:
+            raise ValueError(f"max_results must be >= 0, got {max_results}")
+        body: dict[str, Any] = {"jql": jql}
+        if fields is not None:
+            body["fields"] = _comma_list(fields)
+        issues: list[dict[str, Any]] = []
+        while len(issues) < max_results:
+            body["maxResults"] = max(1, min(page_size, max_results - len(issues), MAX_PAGE_SIZE))
+            page = await self.request("POST", "search/jql", json=body) or {}
+            issues.extend(page.get("issues") or [])
+            token = page.get("nextPageToken")
+            if page.get("isLast") or not token:
+                break
+            if token == body.get("nextPageToken"):
+                raise JiraError(
+                    "POST search/jql returned the same nextPageToken twice; stopping instead of looping forever"
+                )
+            body["nextPageToken"] = token
+        return issues[:max_results]
+
+    async def approximate_count(self, jql: str) -> int:
+        """Jira's estimate of how many issues match ``jql`` (``POST search/approximate-count``)."""
+        if not isinstance(jql, str) or not jql.strip():
+            raise ValueError("approximate_count() needs a JQL query; Jira refuses empty (unbounded) JQL")
+        return int((await self.request("POST", "search/approximate-count", json={"jql": jql}))["count"])
+
+    async def get_issue(
+        self, key: str, *, fields: str | Iterable[str] | None = None, expand: str | Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """One issue by key or id (``GET issue/{key}``)."""
+        params: dict[str, Any] = {}
+        if fields is not None:
+            params["fields"] = ",".join(_comma_list(fields))
+        if expand:
+            params["expand"] = ",".join(_comma_list(expand))
+        return await self.request("GET", f"issue/{quote(str(key), safe='')}", params=params or None)

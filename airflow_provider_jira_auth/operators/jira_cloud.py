@@ -1,0 +1,591 @@
+"""Operators for Jira Cloud: search, create, update, comment, transition, and any other call.
+
+Each one is thin: it templates its arguments, checks the 3LO grant's scopes (see
+:mod:`airflow_provider_jira_auth.scopes`), makes one or a few calls through
+:class:`~airflow_provider_jira_auth.hooks.jira_cloud.JiraCloudHook`, and returns a small,
+XCom-friendly value. The hook (and ``requests`` with it) is imported when a task runs, not
+when a DAG file is parsed: see ``bench/operator_import.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import cache, cached_property
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_jira_auth.client.errors import JiraError
+    from airflow_provider_jira_auth.client.http import JiraClient
+    from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
+
+    class JiraTransitionError(JiraError, ValueError):
+        """The transition asked for is not available on the issue; the message lists those that are."""
+
+
+__all__ = [
+    "JiraCommentOperator",
+    "JiraCreateIssueOperator",
+    "JiraRequestOperator",
+    "JiraSearchOperator",
+    "JiraTransitionError",
+    "JiraTransitionIssueOperator",
+    "JiraUpdateIssueOperator",
+]
+
+
+# Importing anything from client/ imports requests and the whole client (~130 ms), which DAG
+# parsing must not pay: the error class is built on first use instead (PEP 562).
+@cache
+def _transition_error_class() -> type[Exception]:
+    from airflow_provider_jira_auth.client.errors import JiraError
+
+    return type(
+        "JiraTransitionError",
+        (JiraError, ValueError),
+        {
+            "__module__": __name__,
+            "__doc__": "The transition asked for is not available on the issue; the message lists those that are.",
+        },
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "JiraTransitionError":
+        return _transition_error_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class JiraOperatorMixin:
+    """What the provider's operators and sensors share: the connection, the hook, the scope check.
+
+    ``jira_operations`` names the client operations a class calls (keys of
+    ``scopes.OPERATIONS``); with 3LO their scopes are checked before the first call.
+    """
+
+    jira_conn_id: str
+    task_id: str
+    jira_operations: ClassVar[tuple[str, ...]] = ()
+
+    @cached_property
+    def hook(self) -> JiraCloudHook:
+        from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
+
+        return JiraCloudHook(jira_conn_id=self.jira_conn_id)
+
+    def jira_client(self, *, scopes: Iterable[str] = ()) -> JiraClient:
+        """The hook's client, once the grant is known to hold what ``jira_operations`` need."""
+        self.hook.check_scopes(*self.jira_operations, scopes=scopes, what=f"{type(self).__name__} {self.task_id!r}")
+        return self.hook.get_conn()
+
+
+def compact_issue(issue: Mapping[str, Any]) -> dict[str, Any]:
+    """An issue without the ``self`` link and ``expand`` list Jira adds to each: smaller XComs and files."""
+    return {key: value for key, value in issue.items() if key not in ("self", "expand")}
+
+
+def _same_name(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
+
+
+def _status_name(issue: Mapping[str, Any]) -> str | None:
+    status = (issue.get("fields") or {}).get("status") or {}
+    return status.get("name")
+
+
+# -- search ----------------------------------------------------------------------------------------
+
+
+class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
+    """Issues matching a JQL query, with the fields you choose.
+
+    Returns the issues (``{"id", "key", "fields"}`` each) as the task's XCom. XComs live in
+    Airflow's metadata database, so above ``max_xcom_issues`` the task fails with a clear error,
+    unless ``output_path`` is set: then every issue is streamed to that file as JSON Lines (one
+    issue per line, in constant memory, written atomically) and ``{"path", "count"}`` is returned.
+
+    .. code-block:: python
+
+        open_bugs = JiraSearchOperator(
+            task_id="open_bugs",
+            jql="project = ENG AND type = Bug AND statusCategory != Done ORDER BY created",
+            fields=["summary", "status", "assignee"],
+        )
+        export = JiraSearchOperator(
+            task_id="export",
+            jql="project = ENG ORDER BY key",
+            output_path="/data/jira/eng-{{ ds }}.jsonl",
+        )
+
+    :param jql: a bounded JQL query (templated).
+    :param fields: fields to return (templated). Jira's default is none at all (``id`` only);
+        ``["*navigable"]`` or ``["*all"]`` for many.
+    :param max_results: stop after this many issues; ``None`` for all (templated).
+    :param max_xcom_issues: most issues returned as an XCom; more fail the task unless
+        ``output_path`` is set.
+    :param output_path: write JSON Lines here instead and return ``{"path", "count"}`` (templated).
+    :param page_size: issues per request (Jira returns at most 100 when fields are asked for).
+    :param expand: e.g. ``"changelog"``.
+    :param jira_conn_id: the ``jira_cloud`` connection.
+    """
+
+    template_fields: Sequence[str] = ("jql", "fields", "max_results", "output_path")
+    jira_operations = ("search_issues",)
+
+    def __init__(
+        self,
+        *,
+        jql: str,
+        fields: str | Sequence[str] | None = ("summary", "status"),
+        max_results: int | None = None,
+        max_xcom_issues: int = 1000,
+        output_path: str | os.PathLike[str] | None = None,
+        page_size: int = 100,
+        expand: str | Sequence[str] | None = None,
+        jira_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_xcom_issues < 0:
+            raise ValueError(f"max_xcom_issues must be >= 0, got {max_xcom_issues}")
+        self.jql = jql
+        self.fields = fields
+        self.max_results = max_results
+        self.max_xcom_issues = max_xcom_issues
+        self.output_path = output_path
+        self.page_size = page_size
+        self.expand = expand
+        self.jira_conn_id = jira_conn_id
+
+    def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        max_results = None if self.max_results in (None, "") else int(self.max_results)  # type: ignore[arg-type]
+        issues = self.jira_client().search_issues(
+            self.jql, fields=self.fields, page_size=self.page_size, expand=self.expand, max_results=max_results
+        )
+        if self.output_path:
+            return self._write_jsonl(Path(self.output_path), issues)
+        found = [compact_issue(issue) for issue in islice(issues, self.max_xcom_issues + 1)]
+        if len(found) > self.max_xcom_issues:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            # A retry would fail the same way: no point spending the task's retries on it.
+            raise AirflowFailException(
+                f"JQL {self.jql!r} matches more than max_xcom_issues={self.max_xcom_issues} issues, too many for an "
+                "XCom (XComs live in Airflow's metadata database). Set output_path to stream them to a JSON Lines "
+                "file, narrow the JQL, set max_results, or raise max_xcom_issues."
+            )
+        self.log.info("JQL %r: %d issue(s)", self.jql, len(found))
+        return found
+
+    def _write_jsonl(self, path: Path, issues: Iterator[dict[str, Any]]) -> dict[str, Any]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        count = 0
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                for issue in issues:
+                    out.write(json.dumps(compact_issue(issue), ensure_ascii=False, separators=(",", ":")))
+                    out.write("\n")
+                    count += 1
+            # Readers never see a half-written file, even if the task dies midway.
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        self.log.info("JQL %r: wrote %d issue(s) to %s", self.jql, count, path)
+        return {"path": str(path), "count": count}
+
+
+# -- create / update / comment ----------------------------------------------------------------------
+
+
+class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
+    """Create one issue, or many in bulk (50 per request).
+
+    One issue: give ``summary`` (and ``project_key``); the task returns its key. Many: give
+    ``issues``, a list of ``fields`` dicts (``project`` and ``issuetype`` default to
+    ``project_key`` and ``issue_type``); the task returns the keys created, in input order.
+    A ``description`` in plain text is converted to Atlassian Document Format; an ADF document
+    is sent as is.
+
+    Jira creates what it can of a bulk request and reports the rest per element. Each failure is
+    logged with its position and Jira's reason. Then, with ``fail_on_error`` (the default), the
+    task fails, after pushing the keys that *were* created as XCom ``created_keys`` (a retry would
+    create those again: clean up or set ``retries=0``); without it, it returns what was created.
+
+    .. code-block:: python
+
+        ticket = JiraCreateIssueOperator(
+            task_id="ticket",
+            project_key="ENG",
+            summary="Nightly load failed for {{ ds }}",
+            description="The load of {{ ds }} failed.\\nSee the Airflow logs.",
+            labels=["airflow"],
+        )
+        many = JiraCreateIssueOperator(
+            task_id="many",
+            project_key="ENG",
+            issues=[{"summary": f"Migrate table {t}"} for t in ("users", "orders")],
+        )
+
+    :param project_key: the project, e.g. ``ENG`` (templated).
+    :param summary: the summary of the one issue to create (templated).
+    :param issue_type: issue type name, e.g. ``Task`` or ``Bug`` (templated).
+    :param description: plain text or an ADF document (templated).
+    :param labels: labels of the one issue (templated).
+    :param fields: more fields of the one issue, e.g. ``{"priority": {"name": "High"}}`` (templated).
+    :param issues: many issues to create in bulk, each a ``fields`` dict (templated; may be an XComArg).
+    :param fail_on_error: fail the task if any issue of a bulk create was not created.
+    :param jira_conn_id: the ``jira_cloud`` connection.
+    """
+
+    template_fields: Sequence[str] = (
+        "project_key",
+        "summary",
+        "issue_type",
+        "description",
+        "labels",
+        "fields",
+        "issues",
+    )
+    jira_operations = ("create_issue", "create_issues")
+
+    def __init__(
+        self,
+        *,
+        project_key: str | None = None,
+        summary: str | None = None,
+        issue_type: str = "Task",
+        description: str | dict[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
+        fields: dict[str, Any] | None = None,
+        issues: Sequence[dict[str, Any]] | None = None,
+        fail_on_error: bool = True,
+        jira_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (summary is None) == (issues is None):
+            raise ValueError(
+                "JiraCreateIssueOperator needs either summary (one issue) or issues (a list of field dicts), not both"
+            )
+        self.project_key = project_key
+        self.summary = summary
+        self.issue_type = issue_type
+        self.description = description
+        self.labels = labels
+        self.fields = fields
+        self.issues = issues
+        self.fail_on_error = fail_on_error
+        self.jira_conn_id = jira_conn_id
+
+    def _defaults(self) -> dict[str, Any]:
+        defaults: dict[str, Any] = {"issuetype": {"name": self.issue_type}}
+        if self.project_key:
+            defaults["project"] = {"key": self.project_key}
+        return defaults
+
+    def execute(self, context: Context) -> str | list[str]:
+        if self.issues is None:
+            return self._create_one()
+        return self._create_many(context)
+
+    def _create_one(self) -> str:
+        fields: dict[str, Any] = {**self._defaults(), "summary": self.summary}
+        if self.description is not None:
+            fields["description"] = self.description
+        if self.labels:
+            fields["labels"] = list(self.labels)
+        fields.update(self.fields or {})
+        if "project" not in fields:
+            raise ValueError("JiraCreateIssueOperator needs project_key (or a 'project' in fields)")
+        created = self.jira_client().create_issue(fields)
+        self.log.info("Created %s: %s", created["key"], self.summary)
+        return created["key"]
+
+    def _create_many(self, context: Context) -> list[str]:
+        defaults = self._defaults()
+        items: list[dict[str, Any]] = []
+        for n, item in enumerate(self.issues or ()):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"issues[{n}] must be a dict of fields, got {type(item).__name__}")
+            if isinstance(item.get("fields"), Mapping):  # already {"fields": ..., "update": ...}
+                items.append({**item, "fields": {**defaults, **item["fields"]}})
+            else:
+                items.append({**defaults, **item})
+        if not items:
+            self.log.info("No issues to create")
+            return []
+        result = self.jira_client().create_issues(items, raise_on_error=False)
+        self.log.info("Created %d of %d issue(s): %s", len(result.created), len(items), ", ".join(result.keys))
+        for error in result.errors:
+            self.log.error(
+                "Issue #%d (%r) was not created: %s", error.index, _summary_of(items[error.index]), error.message
+            )
+        if result.errors and self.fail_on_error:
+            from airflow_provider_jira_auth.client.errors import JiraBulkError
+
+            context["ti"].xcom_push(key="created_keys", value=result.keys)
+            raise JiraBulkError(result)
+        return result.keys
+
+
+def _summary_of(item: Mapping[str, Any]) -> Any:
+    nested = item.get("fields")
+    return (nested if isinstance(nested, Mapping) else item).get("summary")
+
+
+class JiraUpdateIssueOperator(JiraOperatorMixin, BaseOperator):
+    """Edit an issue's fields (``fields``: set values) or apply operations (``update``).
+
+    .. code-block:: python
+
+        JiraUpdateIssueOperator(
+            task_id="label_it",
+            issue_key="{{ ti.xcom_pull('ticket') }}",
+            fields={"summary": "Nightly load failed (investigating)"},
+            update={"labels": [{"add": "investigating"}]},
+        )
+
+    A plain-text ``description`` is converted to Atlassian Document Format. Returns the issue key.
+
+    :param issue_key: the issue (templated).
+    :param fields: field -> new value (templated).
+    :param update: field -> list of operations, e.g. ``{"labels": [{"add": "x"}]}`` (templated).
+    :param notify_users: ``False`` suppresses Jira's emails (Jira allows that to admins only).
+    :param jira_conn_id: the ``jira_cloud`` connection.
+    """
+
+    template_fields: Sequence[str] = ("issue_key", "fields", "update")
+    jira_operations = ("update_issue",)
+
+    def __init__(
+        self,
+        *,
+        issue_key: str,
+        fields: dict[str, Any] | None = None,
+        update: dict[str, Any] | None = None,
+        notify_users: bool = True,
+        jira_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if fields is None and update is None:
+            raise ValueError("JiraUpdateIssueOperator needs fields or update")
+        self.issue_key = issue_key
+        self.fields = fields
+        self.update = update
+        self.notify_users = notify_users
+        self.jira_conn_id = jira_conn_id
+
+    def execute(self, context: Context) -> str:
+        self.jira_client().update_issue(
+            self.issue_key, fields=self.fields, update=self.update, notify_users=self.notify_users
+        )
+        self.log.info("Updated %s", self.issue_key)
+        return self.issue_key
+
+
+class JiraCommentOperator(JiraOperatorMixin, BaseOperator):
+    """Comment on an issue; plain text becomes Atlassian Document Format, ADF is sent as is.
+
+    .. code-block:: python
+
+        JiraCommentOperator(
+            task_id="report",
+            issue_key="ENG-42",
+            body="Loaded {{ ti.xcom_pull('load') }} rows on {{ ds }}.",
+        )
+
+    Blank lines separate paragraphs. Returns the new comment's id.
+
+    :param issue_key: the issue (templated).
+    :param body: plain text or an ADF document (templated).
+    :param jira_conn_id: the ``jira_cloud`` connection.
+    """
+
+    template_fields: Sequence[str] = ("issue_key", "body")
+    jira_operations = ("add_comment",)
+
+    def __init__(
+        self, *, issue_key: str, body: str | dict[str, Any], jira_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.issue_key = issue_key
+        self.body = body
+        self.jira_conn_id = jira_conn_id
+
+    def execute(self, context: Context) -> str:
+        comment = self.jira_client().add_comment(self.issue_key, self.body)
+        self.log.info("Commented on %s (comment %s)", self.issue_key, comment.get("id"))
+        return str(comment.get("id"))
+
+
+# -- transitions -----------------------------------------------------------------------------------
+
+
+class JiraTransitionIssueOperator(JiraOperatorMixin, BaseOperator):
+    """Move an issue through its workflow by transition name or by target status.
+
+    Names are matched case-insensitively (a transition id works too). The API wants transition
+    ids, which depend on the issue's current status; this operator looks them up. If the issue
+    already is in the target status, the task succeeds without transitioning (so a retry, or a
+    rerun, is harmless). A name the issue does not offer fails the task with the transitions
+    it does offer.
+
+    .. code-block:: python
+
+        JiraTransitionIssueOperator(task_id="start", issue_key="ENG-42", transition="Start Progress")
+        JiraTransitionIssueOperator(task_id="close", issue_key="ENG-42", target_status="done")
+
+    Returns ``{"issue_key", "status", "transitioned"}``.
+
+    :param issue_key: the issue (templated).
+    :param transition: the transition's name (or id), e.g. ``"Start Progress"`` (templated).
+    :param target_status: the status to reach, e.g. ``"Done"`` (templated); give this or ``transition``.
+    :param fields: fields the transition screen sets, e.g. a resolution (templated).
+    :param jira_conn_id: the ``jira_cloud`` connection.
+    """
+
+    template_fields: Sequence[str] = ("issue_key", "transition", "target_status", "fields")
+    jira_operations = ("get_issue", "get_transitions", "transition_issue")
+
+    def __init__(
+        self,
+        *,
+        issue_key: str,
+        transition: str | None = None,
+        target_status: str | None = None,
+        fields: dict[str, Any] | None = None,
+        jira_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (transition is None) == (target_status is None):
+            raise ValueError("JiraTransitionIssueOperator needs either transition (a name) or target_status, not both")
+        self.issue_key = issue_key
+        self.transition = transition
+        self.target_status = target_status
+        self.fields = fields
+        self.jira_conn_id = jira_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        client = self.jira_client()
+        current = _status_name(client.get_issue(self.issue_key, fields=["status"]))
+        if self.target_status is not None and _same_name(current, self.target_status):
+            return self._already_there(current)
+        available = client.get_transitions(self.issue_key)
+        chosen = self._choose(available)
+        if chosen is None:
+            # A workflow seldom offers "Done" from Done; a name that is the current status means there.
+            if self.transition is not None and _same_name(current, self.transition):
+                return self._already_there(current)
+            raise _transition_error_class()(self._not_available(current, available))
+        target = (chosen.get("to") or {}).get("name")
+        if _same_name(current, target):
+            return self._already_there(current)
+        client.transition_issue(self.issue_key, chosen["id"], fields=self.fields)
+        self.log.info("%s: %s -> %s (transition %r)", self.issue_key, current, target, chosen.get("name"))
+        return {"issue_key": self.issue_key, "status": target, "transitioned": True}
+
+    def _choose(self, available: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if self.transition is not None:
+            wanted = str(self.transition)
+            return next(
+                (t for t in available if _same_name(t.get("name"), wanted) or str(t.get("id")) == wanted.strip()), None
+            )
+        return next((t for t in available if _same_name((t.get("to") or {}).get("name"), self.target_status)), None)
+
+    def _already_there(self, status: str | None) -> dict[str, Any]:
+        self.log.info("%s is already in status %r: nothing to do", self.issue_key, status)
+        return {"issue_key": self.issue_key, "status": status, "transitioned": False}
+
+    def _not_available(self, current: str | None, available: list[dict[str, Any]]) -> str:
+        if self.target_status is not None:
+            problem = f"{self.issue_key} is in status {current!r}, from which no transition leads to status "
+            problem += repr(self.target_status)
+        else:
+            problem = f"{self.issue_key} (status {current!r}) offers no transition {self.transition!r}"
+        offered = "; ".join(
+            f"{t.get('name')!r} (id {t.get('id')}) -> {(t.get('to') or {}).get('name')!r}" for t in available
+        )
+        return f"{problem}. Available transitions: {offered or 'none (may the Jira user transition this issue?)'}"
+
+
+# -- anything else ---------------------------------------------------------------------------------
+
+
+class JiraRequestOperator(JiraOperatorMixin, BaseOperator):
+    """Call any Jira Cloud REST API v3 endpoint and return its JSON answer.
+
+    For what the other operators do not cover. ``endpoint`` is relative to ``/rest/api/3``.
+    With 3LO, ``required_scopes`` are checked against the grant before calling; left ``None``
+    they are taken from ``scopes.OPERATIONS`` when the endpoint is one the provider knows, and
+    not checked otherwise (Jira then answers ``401 scope does not match`` if one is missing).
+
+    .. code-block:: python
+
+        JiraRequestOperator(
+            task_id="project",
+            method="GET",
+            endpoint="project/ENG",
+            required_scopes=["read:jira-work"],
+            response_filter=lambda project: project["id"],
+        )
+
+    :param endpoint: path relative to the REST root, e.g. ``"project/ENG"`` (templated).
+    :param method: HTTP method.
+    :param query: query parameters (templated).
+    :param json: request body, sent as JSON (templated).
+    :param required_scopes: classic scopes the call needs (3LO; see ATLASSIAN.md: scopes).
+    :param response_filter: turns the parsed answer into the XCom value (keep XComs small).
+    :param jira_conn_id: the ``jira_cloud`` connection.
+    """
+
+    template_fields: Sequence[str] = ("endpoint", "query", "json")
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        method: str = "GET",
+        query: dict[str, Any] | None = None,
+        json: Any = None,
+        required_scopes: Iterable[str] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
+        jira_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.endpoint = endpoint
+        self.method = method.upper()
+        self.query = query
+        self.json = json
+        self.required_scopes = None if required_scopes is None else sorted(set(required_scopes))
+        self.response_filter = response_filter
+        self.jira_conn_id = jira_conn_id
+
+    def execute(self, context: Context) -> Any:
+        from airflow_provider_jira_auth.scopes import scopes_for_request
+
+        scopes = self.required_scopes
+        if scopes is None:
+            known = scopes_for_request(self.method, self.endpoint)
+            if known is None:
+                self.log.info(
+                    "No scopes known for %s %s: pass required_scopes to check them before calling (3LO)",
+                    self.method,
+                    self.endpoint,
+                )
+            scopes = sorted(known or ())
+        client = self.jira_client(scopes=scopes)
+        result = client.request(self.method, self.endpoint, params=self.query, json=self.json)
+        return self.response_filter(result) if self.response_filter is not None else result

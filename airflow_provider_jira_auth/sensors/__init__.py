@@ -1,0 +1,1 @@
+"""Sensors for Jira Cloud (see jira_cloud.py). Kept import-free: DAG parsing imports this package."""

@@ -1,0 +1,1 @@
+"""Triggers for Jira Cloud's deferrable sensors (see jira_cloud.py)."""

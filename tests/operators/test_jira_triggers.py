@@ -1,0 +1,176 @@
+"""The triggers: clean serialization, credentials as in a triggerer, an event loop never blocked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Jira
+
+from airflow_provider_jira_auth.triggers.jira_cloud import JiraIssueTrigger, JiraJqlTrigger
+
+
+def _first_event(trigger) -> dict[str, Any]:
+    async def first():
+        return await anext(trigger.run())
+
+    return asyncio.run(first()).payload
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        JiraJqlTrigger(
+            jql="project = ENG", min_count=3, expect_none=False, jira_conn_id="c", poke_interval=30, timeout_at=1.5e9
+        ),
+        JiraIssueTrigger(
+            issue_key="ENG-1",
+            criteria={
+                "status": "Done",
+                "status_category": None,
+                "field": "labels",
+                "value": ["a"],
+                "fields": [],
+                "condition": "pkg.fn",
+            },
+            jira_conn_id="c",
+            poke_interval=30,
+            timeout_at=None,
+        ),
+    ],
+    ids=["jql", "issue"],
+)
+def test_a_trigger_rebuilt_from_its_serialization_is_the_same_trigger(trigger) -> None:
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    classpath, kwargs = trigger.serialize()
+    # What the triggerer stores and reads back (the DB keeps it as JSON).
+    stored = BaseSerialization.deserialize(json.loads(json.dumps(BaseSerialization.serialize(kwargs))))
+    rebuilt = import_string(classpath)(**stored)
+
+    assert type(rebuilt) is type(trigger)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    json.dumps(kwargs)  # plain JSON: no objects, no callables
+
+
+def test_the_trigger_fires_when_the_issue_changes(jira: Jira) -> None:
+    trigger = JiraIssueTrigger(
+        issue_key="ENG-3", criteria={"status": "Done"}, jira_conn_id=jira.conn_id, poke_interval=0.05
+    )
+    threading.Timer(0.3, lambda: jira.emu.set_status("ENG-3", "Done")).start()
+
+    event = _first_event(trigger)
+
+    assert event == {"status": "success", "xcom": {"issue_key": "ENG-3", "status": "Done", "status_category": "done"}}
+    assert jira.emu.requests[-1].auth == ("basic" if jira.auth == "basic" else "bearer")
+
+
+def test_the_trigger_never_blocks_the_event_loop_while_a_3lo_token_is_fetched(oauth_connect) -> None:
+    jira = oauth_connect(("read:jira-work", "offline_access"))
+    jira.emu.delay_next("POST", r"/oauth/token$", 1.5)  # a slow token endpoint
+    jira.emu.delay_next("POST", r"/search/jql$", 1.0)  # and a slow Jira
+    trigger = JiraJqlTrigger(jql="project = ENG", jira_conn_id=jira.conn_id, poke_interval=0.05)
+
+    async def run_beside_a_ticker() -> tuple[dict[str, Any], float, float]:
+        loop = asyncio.get_running_loop()
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = loop.time()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        started = loop.time()
+        event = await anext(trigger.run())
+        elapsed = loop.time() - started
+        done.set()
+        await ticking
+        return event.payload, elapsed, max(gaps)
+
+    event, elapsed, longest_gap = asyncio.run(run_beside_a_ticker())
+
+    assert event["status"] == "success"
+    assert elapsed >= 2.5  # it did wait for the token and for Jira ...
+    # ... without ever holding the loop (blocking would stall it >= 1 s; the margin absorbs a busy CI)
+    assert longest_gap < 0.75
+
+
+@pytest.fixture
+def token_broker(airflow_db: str) -> Iterator[str]:
+    """The provider's api-server plugin app, mounted on 127.0.0.1 as the api-server mounts it."""
+    from importlib.metadata import entry_points
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    (plugin,) = [ep.load() for ep in entry_points(group="airflow.plugins") if ep.name == "jira_auth"]
+    (mount,) = plugin.fastapi_apps
+    api_server = FastAPI()
+    api_server.mount(mount["url_prefix"], mount["app"])
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(api_server, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}{mount['url_prefix']}"
+    server.should_exit = True
+    thread.join(5)
+    sock.close()
+
+
+def test_in_a_triggerer_process_3lo_tokens_come_from_the_token_broker(
+    jira_emulator, monkeypatch: pytest.MonkeyPatch, token_broker: str
+) -> None:
+    from airflow_provider_jira_auth.auth.broker_client import BrokerTokenProvider
+
+    emu = jira_emulator
+    emu.seed_issues(project="ENG", count=3)
+    # An env-var connection keeps its rotating state in a Variable the broker (api-server) writes.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_JIRA_TRIGGERER",
+        emu.connection_json("oauth2", token_store="variable", token_broker_url=token_broker),
+    )
+    monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "client")  # what the triggerer sets for its triggers
+    asked: list[float] = []
+    real_get_token = BrokerTokenProvider.get_token
+    monkeypatch.setattr(
+        BrokerTokenProvider,
+        "get_token",
+        lambda self, min_valid: asked.append(min_valid) or real_get_token(self, min_valid),
+    )
+
+    event = _first_event(JiraJqlTrigger(jql="project = ENG", min_count=3, jira_conn_id="jira_triggerer"))
+
+    assert event["status"] == "success" and event["xcom"]["count"] == 3
+    assert asked  # the trigger asked the broker ...
+    assert emu.stats.token_refreshes == 1  # ... which refreshed once, in "the api-server"
+    assert {r.auth for r in emu.requests if "/rest/api/3/" in r.path} == {"bearer"}
+
+
+def test_in_a_triggerer_process_basic_auth_needs_no_broker(jira_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    jira_emulator.seed_issues(project="ENG", count=1)
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_TRIGGERER", jira_emulator.connection_json("basic"))
+    monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "client")
+
+    event = _first_event(
+        JiraIssueTrigger(issue_key="ENG-1", criteria={"status": "To Do"}, jira_conn_id="jira_triggerer")
+    )
+
+    assert event["status"] == "success"
+    assert jira_emulator.stats.token_refreshes == 0
