@@ -43,6 +43,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -1070,6 +1071,7 @@ class AirflowEnvironment:
     def task_log_files(self, dag_id: str, run_id: str) -> dict[str, list[Path]]:
         run_dir = self.task_log_folder / f"dag_id={dag_id}" / f"run_id={run_id}"
         out: dict[str, list[Path]] = {}
+        # attempt=N.log, and attempt=N.log.trigger.M.log for what a triggerer logged for a deferred task
         for path in run_dir.glob("task_id=*/**/attempt=*.log"):
             rel = path.relative_to(run_dir).parts
             key = rel[0].removeprefix("task_id=")
@@ -1077,7 +1079,7 @@ class AirflowEnvironment:
                 key += f"[{rel[1].removeprefix('map_index=')}]"
             out.setdefault(key, []).append(path)
         for paths in out.values():
-            paths.sort(key=lambda p: int(p.stem.removeprefix("attempt=") or 0))
+            paths.sort(key=lambda p: [int(n) for n in re.findall(r"\d+", p.name)])
         return out
 
     def _collect(self, dag_id: str, run_id: str, duration: float) -> DagRunResult:
