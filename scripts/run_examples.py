@@ -23,7 +23,10 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # dag id -> the connection it uses
 EXAMPLES = {
     "jira_basic_triage": "basic",
+    "jira_operators_basic": "basic",
+    "jira_operators_notifier": "basic",
     "jira_oauth_keepalive": "oauth2",
+    "jira_operators_oauth": "oauth2",
 }
 OAUTH_CONN_ID = "jira_cloud_oauth"
 
