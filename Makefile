@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -17,7 +17,18 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(PY) scripts/run_examples.py
 
-test: install
+# The browser test (tests/ui) drives Debian's chromium through Playwright; `playwright install`
+# is never used (it downloads browser builds from outside the package registries).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else \
+	    echo "Debian's chromium is missing (apt-get install chromium): tests/ui will be skipped"; \
+	  fi; \
+	fi
+
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

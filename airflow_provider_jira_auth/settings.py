@@ -122,6 +122,18 @@ class JiraConnectionSettings:
         return gateway_rest_url(self.api_url, cloud_id)
 
     @classmethod
+    def of(cls, conn_id: str, conn: Any, **extra_overrides: Any) -> JiraConnectionSettings:
+        """From any Airflow connection object (SDK or ORM): its host, login, password, schema, extra."""
+        return cls.from_connection(
+            conn_id,
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra={**conn.extra_dejson, **extra_overrides},
+            schema=conn.schema,
+        )
+
+    @classmethod
     def from_connection(
         cls,
         conn_id: str,

@@ -98,9 +98,7 @@ def connection_status(conn_id: str) -> dict[str, Any]:
         from airflow_provider_jira_auth.client.errors import JiraConfigError
 
         raise JiraConfigError("conn_id", f"no connection {conn_id!r} in the metadata database or the environment")
-    settings = JiraConnectionSettings.from_connection(
-        conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson, schema=conn.schema
-    )
+    settings = JiraConnectionSettings.of(conn_id, conn)
     report: dict[str, Any] = {
         "connection": conn_id,
         "defined_in": {"db": "metadata database", "env": "environment variable"}.get(where or "", where),

@@ -91,19 +91,7 @@ class JiraCloudHook(BaseHook):
     @cached_property
     def settings(self) -> JiraConnectionSettings:
         """The connection's settings, validated; every secret is masked as it is read."""
-        conn = self.get_connection(self.jira_conn_id)
-        extra = conn.extra_dejson
-        # Airflow masks conn.password and the extra string, not values taken out of extra_dejson.
-        for secret in (conn.password, *(extra_value(extra, name) for name in SECRET_FIELDS)):
-            _mask(secret)
-        return JiraConnectionSettings.from_connection(
-            self.jira_conn_id,
-            host=conn.host,
-            login=conn.login,
-            password=conn.password,
-            extra=extra,
-            schema=conn.schema,
-        )
+        return self.settings_from_connection(self.jira_conn_id, self.get_connection(self.jira_conn_id))
 
     # -- client -----------------------------------------------------------------------------
 
@@ -282,16 +270,15 @@ class JiraCloudHook(BaseHook):
 
     @staticmethod
     def settings_from_connection(conn_id: str, conn: Any) -> JiraConnectionSettings:
-        """Validate a connection already fetched, masking its secrets as :attr:`settings` does.
+        """Validate a connection already fetched, masking every secret as it is read.
 
-        For triggers, which must fetch it with ``await BaseHook.aget_connection(conn_id)``.
+        Airflow masks ``conn.password`` and the extra string, not values taken out of
+        ``extra_dejson``. Triggers fetch the connection with ``await BaseHook.aget_connection``.
         """
         extra = conn.extra_dejson
         for secret in (conn.password, *(extra_value(extra, name) for name in SECRET_FIELDS)):
             _mask(secret)
-        return JiraConnectionSettings.from_connection(
-            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=extra, schema=conn.schema
-        )
+        return JiraConnectionSettings.of(conn_id, conn)
 
     @classmethod
     def from_connection(cls, conn_id: str, conn: Any, *, retry_policy: RetryPolicy | None = None) -> JiraCloudHook:

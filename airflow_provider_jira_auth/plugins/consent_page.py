@@ -16,6 +16,7 @@ import html
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -53,11 +54,32 @@ async def _current_user(request: Request) -> Any | None:
         return None
 
 
-def _may_edit(user: Any, conn_id: str) -> bool:
+def _team_of(conn_id: str) -> str | None:
+    """The connection's team, as Airflow's own connection endpoints look it up (multi-team only)."""
+    from airflow.models.connection import Connection
+
+    if not _multi_team() or not hasattr(Connection, "get_team_name"):  # Airflow 3.0 has no teams
+        return None
+    return Connection.get_team_name(conn_id)
+
+
+def _multi_team() -> bool:
+    from airflow.configuration import conf
+
+    return conf.getboolean("core", "multi_team", fallback=False)
+
+
+def _authorized(user: Any, conn_id: str | None, method: str, team_name: str | None) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
 
-    return bool(get_auth_manager().is_authorized_connection(method="PUT", details=ConnectionDetails(conn_id=conn_id), user=user))
+    details = ConnectionDetails(conn_id=conn_id, team_name=team_name) if team_name else ConnectionDetails(conn_id=conn_id)
+    return bool(get_auth_manager().is_authorized_connection(method=method, details=details, user=user))
+
+
+def _may_edit(user: Any, conn_id: str) -> bool:
+    """What ``PUT /api/v2/connections/{conn_id}`` would allow this user (team included). Does DB I/O."""
+    return _authorized(user, conn_id, "PUT", _team_of(conn_id))
 
 
 def _user_key(user: Any) -> str:
@@ -114,7 +136,44 @@ def _oauth_connections() -> list[Any]:
         rows = session.scalars(select(Connection).where(Connection.conn_type == "jira_cloud").order_by(Connection.conn_id)).all()
         for row in rows:
             session.expunge(row)
-    return [row for row in rows if str(row.extra_dejson.get("auth_type") or "").lower() == "oauth2"]
+    return [row for row in rows if _is_oauth2(row)]
+
+
+def _is_oauth2(conn: Any) -> bool:
+    return conn.conn_type == "jira_cloud" and str(conn.extra_dejson.get("auth_type") or "").lower() == "oauth2"
+
+
+def _db_oauth_connection(conn_id: str) -> Any | None:
+    """The metadata-DB ``jira_cloud`` oauth2 connection ``conn_id``, or None.
+
+    Only those can take a consent here: a connection from an environment variable or a secrets
+    backend cannot be written back (``airflow-jira-auth authorize`` prints what to store instead).
+    """
+    from airflow_provider_jira_auth.consent.storage import find_connection
+
+    conn, where = find_connection(conn_id)
+    return conn if conn is not None and where == "db" and _is_oauth2(conn) else None
+
+
+def _listing(user: Any) -> list[dict[str, Any]]:
+    """The rows of the page: the oauth2 connections this user may see, with their token health."""
+    from airflow_provider_jira_auth.client.errors import JiraConfigError
+    from airflow_provider_jira_auth.consent.storage import connection_status
+
+    rows = []
+    for conn in _oauth_connections():
+        team = getattr(conn, "team_name", None) if _multi_team() else None
+        # The page shows what Airflow's own Connections list would: nothing to users who may not read it.
+        if not _authorized(user, conn.conn_id, "GET", team):
+            continue
+        try:
+            health = connection_status(conn.conn_id)
+        except JiraConfigError as exc:
+            health = {"refresh_token": "not connected yet"} if exc.field == "extra.refresh_token" else {"problem": str(exc)}
+        except JiraError as exc:
+            health = {"problem": str(exc)}
+        rows.append(_row(conn, health, _authorized(user, conn.conn_id, "PUT", team)))
+    return rows
 
 
 @router.get(PAGE_PATH, response_class=HTMLResponse)
@@ -122,17 +181,10 @@ async def connect_page(request: Request, message: str = "", error: str = "") -> 
     user = await _current_user(request)
     if user is None:
         return _login_redirect(request)
-    from airflow_provider_jira_auth.consent.storage import connection_status
-
-    rows = []
-    for conn in await run_in_threadpool(_oauth_connections):
-        editable = _may_edit(user, conn.conn_id)
-        try:
-            health = await run_in_threadpool(connection_status, conn.conn_id)
-        except JiraError as exc:
-            health = {"problem": str(exc)}
-        rows.append(_row(conn, health, editable))
-    return HTMLResponse(_page(rows, _callback_url(request), message, error, csrf=_csrf_token(user)))
+    rows = await run_in_threadpool(_listing, user)
+    # Connections hidden from this user must not read as "there are none: create one".
+    empty_note = None if rows or _authorized(user, None, "GET", None) else _NO_ACCESS_NOTE
+    return HTMLResponse(_page(rows, _callback_url(request), message, error, csrf=_csrf_token(user), empty_note=empty_note))
 
 
 @router.post(PAGE_PATH + "/{conn_id}/start")
@@ -140,25 +192,27 @@ async def start(request: Request, conn_id: str, csrf: str = Form("")) -> Respons
     user = await _current_user(request)
     if user is None:
         return _login_redirect(request)
-    if not _may_edit(user, conn_id):
+    if not await run_in_threadpool(_may_edit, user, conn_id):
         return _back(request, error=f"You may not edit connection {conn_id}.", status=403)
     if not hmac.compare_digest(csrf, _csrf_token(user)):
         return _back(request, error="The form is stale: reload the page and try again.", status=403)
-    from airflow.models.connection import Connection
-
     from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
     from airflow_provider_jira_auth.consent.flow import DEFAULT_SCOPES, new_state, with_offline_access
     from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value
 
-    conn = await run_in_threadpool(Connection.get_connection_from_secrets, conn_id)
+    conn = await run_in_threadpool(_db_oauth_connection, conn_id)
+    if conn is None:
+        return _back(
+            request,
+            error=f"{conn_id} is not a jira_cloud connection with auth_type oauth2 in the metadata database: "
+            f"only those can be connected here (for others run: airflow-jira-auth authorize --conn-id {conn_id}).",
+        )
     extra = conn.extra_dejson
     client_id, client_secret = extra_value(extra, "client_id"), extra_value(extra, "client_secret")
     if not client_id or not client_secret:
         return _back(request, error=f"Connection {conn_id} needs client_id and client_secret before it can connect.")
     try:
-        settings = JiraConnectionSettings.from_connection(
-            conn_id, host=conn.host, login=None, password=None, extra={**extra, "refresh_token": "pending"}
-        )
+        settings = JiraConnectionSettings.of(conn_id, conn, refresh_token="pending")
     except JiraError as exc:
         return _back(request, error=str(exc))
     scopes = with_offline_access(settings.scopes or DEFAULT_SCOPES)
@@ -187,7 +241,7 @@ async def callback(request: Request) -> Response:
     if pending.get("user") != _user_key(user):
         return _back(request, error="This consent was started by another user. Nothing changed.", clear=True)
     conn_id = str(pending["conn_id"])
-    if not _may_edit(user, conn_id):
+    if not await run_in_threadpool(_may_edit, user, conn_id):
         return _back(request, error=f"You may not edit connection {conn_id}. Nothing changed.", status=403, clear=True)
     if params.get("error"):
         reason = "was denied" if params["error"] == "access_denied" else f"failed ({params['error']})"
@@ -203,24 +257,22 @@ async def callback(request: Request) -> Response:
 
 
 def _finish(conn_id: str, code: str, redirect_uri: str) -> str:
-    from airflow.models.connection import Connection
-
     from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
+    from airflow_provider_jira_auth.client.errors import JiraConfigError
     from airflow_provider_jira_auth.consent.flow import complete_consent
-    from airflow_provider_jira_auth.consent.storage import find_connection, save_consent
+    from airflow_provider_jira_auth.consent.storage import save_consent
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
-    conn = Connection.get_connection_from_secrets(conn_id)
+    conn = _db_oauth_connection(conn_id)
+    if conn is None:  # deleted, or changed, since the consent started
+        raise JiraConfigError("conn_id", "no longer a jira_cloud oauth2 connection in the metadata database")
     extra = conn.extra_dejson
-    settings = JiraConnectionSettings.from_connection(
-        conn_id, host=conn.host, login=None, password=None, extra={**extra, "refresh_token": "pending"}
-    )
+    settings = JiraConnectionSettings.of(conn_id, conn, refresh_token="pending")
     assert settings.client_id and settings.client_secret
     with OAuthTokenClient(settings.auth_url, settings.client_id, settings.client_secret, conn_id=conn_id) as client:
         consent = complete_consent(client, code=code, redirect_uri=redirect_uri, api_url=settings.api_url, site_url=settings.site_url)
-    existing, where = find_connection(conn_id)
     fields = {"host": str(consent.site["url"]), "extra": {"cloud_id": str(consent.site["id"])}}
-    save_consent(conn_id, fields, consent.state, existing=existing, where=where)
+    save_consent(conn_id, fields, consent.state, existing=conn, where="db")
     scopes = " ".join(consent.state.scopes)
     return f"Connected {conn_id} to {consent.site.get('name')} ({consent.site['url']}); scopes granted: {scopes}."
 
@@ -247,7 +299,22 @@ def _row(conn: Any, health: dict[str, Any], editable: bool) -> dict[str, Any]:
     return {"conn": conn, "health": health, "editable": editable}
 
 
-def _page(rows: list[dict[str, Any]], callback: str, message: str, error: str, *, csrf: str = "") -> str:
+def _when(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
+
+
+_NO_ACCESS_NOTE = (
+    "Your Airflow role may not see connections, so none is listed here: connecting Airflow to Jira needs "
+    "edit rights on connections. Ask an Airflow admin."
+)
+
+
+def _page(
+    rows: list[dict[str, Any]], callback: str, message: str, error: str, *, csrf: str = "", empty_note: str | None = None
+) -> str:
     esc = html.escape
     body = []
     if message:
@@ -258,7 +325,11 @@ def _page(rows: list[dict[str, Any]], callback: str, message: str, error: str, *
         body.append("<table><tr><th>Connection</th><th>Site</th><th>Refresh token</th><th>Expires unused in</th><th></th></tr>")
         for row in rows:
             conn, health = row["conn"], row["health"]
-            rotated = health.get("refresh_token_rotated_at") or health.get("refresh_token") or health.get("problem") or "-"
+            rotated = (
+                f"obtained {_when(health['refresh_token_rotated_at'])}"
+                if health.get("refresh_token_rotated_at")
+                else health.get("refresh_token") or health.get("problem") or "-"
+            )
             days = health.get("days_until_inactivity_expiry")
             button = (
                 f'<form method="post" action="connect/{esc(conn.conn_id)}/start" target="_top">'
@@ -272,6 +343,8 @@ def _page(rows: list[dict[str, Any]], callback: str, message: str, error: str, *
                 f"<td>{'-' if days is None else esc(f'{days:.0f} days')}</td><td>{button}</td></tr>"
             )
         body.append("</table>")
+    elif empty_note:
+        body.append(f'<p class="muted" id="no-access">{esc(empty_note)}</p>')
     elif callback:
         body.append(
             "<p>No <code>jira_cloud</code> connection with <code>auth_type: oauth2</code> yet: create one under "
@@ -290,8 +363,8 @@ _TEMPLATE = """<!doctype html>
 <style>
  body{font-family:system-ui,sans-serif;margin:2rem;color:#172b4d}
  h1{font-size:1.4rem} table{border-collapse:collapse;margin:1rem 0}
- th,td{border-bottom:1px solid #dfe1e6;padding:.5rem 1rem;text-align:left}
- button{background:#0052cc;color:#fff;border:0;border-radius:3px;padding:.4rem .9rem;cursor:pointer}
+ th,td{border-bottom:1px solid #dfe1e6;padding:.5rem 1rem;text-align:left;white-space:nowrap}
+ button{background:#0052cc;color:#fff;border:0;border-radius:3px;padding:.4rem .9rem;cursor:pointer;white-space:nowrap}
  .ok{background:#e3fcef;padding:.6rem;border-radius:3px} .err{background:#ffebe6;padding:.6rem;border-radius:3px}
  .muted{color:#6b778c} code{background:#f4f5f7;padding:0 .2rem}
 </style></head>

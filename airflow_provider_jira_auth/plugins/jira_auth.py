@@ -18,12 +18,15 @@ class JiraAuthPlugin(AirflowPlugin):
 
     name = "jira_auth"
     fastapi_apps = [{"app": app, "url_prefix": BROKER_URL_PREFIX, "name": "Jira Cloud auth"}]
+    # No ``url_route``: with one, the Airflow UI embeds the page in an iframe sandboxed without
+    # ``allow-top-navigation``, where "Connect to Jira" can neither leave the frame for Atlassian's
+    # consent page (the browser blocks it) nor show that page inside it (Atlassian forbids framing).
+    # Without it the Admin menu links to the page itself, in a new tab.
     external_views = [
         {
             "name": "Connect to Jira",
             "href": f"{BROKER_URL_PREFIX}{consent_page.PAGE_PATH}",
             "destination": "nav",
             "category": "admin",
-            "url_route": "jira-connect",
         }
     ]

@@ -56,9 +56,7 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     if not conn or conn.conn_type != "jira_cloud":
         return 403, _FORBIDDEN
     try:
-        settings = JiraConnectionSettings.from_connection(
-            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson, schema=conn.schema
-        )
+        settings = JiraConnectionSettings.of(conn_id, conn)
     except JiraConfigError:
         return 403, _FORBIDDEN
     if settings.auth_type != "oauth2" or not broker_protocol.verify(settings.client_secret or "", body, signature):
