@@ -177,10 +177,14 @@ def _listing(user: Any) -> list[dict[str, Any]]:
 
 
 @router.get(PAGE_PATH, response_class=HTMLResponse)
-async def connect_page(request: Request, message: str = "", error: str = "") -> Response:
+async def connect_page(request: Request, message: str = "", error: str = "", sig: str = "") -> Response:
     user = await _current_user(request)
     if user is None:
         return _login_redirect(request)
+    # Only banners this page wrote itself: a crafted link cannot make it say "Connected".
+    kind, text = ("message", message) if message else ("error", error)
+    if not hmac.compare_digest(sig, _flash_signature(kind, text)):
+        message = error = ""
     rows = await run_in_threadpool(_listing, user)
     # Connections hidden from this user must not read as "there are none: create one".
     empty_note = None if rows or _authorized(user, None, "GET", None) else _NO_ACCESS_NOTE
@@ -279,13 +283,18 @@ def _finish(conn_id: str, code: str, redirect_uri: str) -> str:
 
 def _back(request: Request, *, message: str = "", error: str = "", status: int = 303, clear: bool = False) -> Response:
     if status == 303:
-        query = f"?message={quote(message)}" if message else f"?error={quote(error)}"
+        kind, text = ("message", message) if message else ("error", error)
+        query = f"?{kind}={quote(text)}&sig={_flash_signature(kind, text)}"
         response: Response = RedirectResponse(str(request.url_for("connect_page")) + query, status_code=303)
     else:
         response = HTMLResponse(_page([], "", "", error), status_code=status)
     if clear:
         response.delete_cookie(STATE_COOKIE, path=request.url_for("connect_page").path)
     return response
+
+
+def _flash_signature(kind: str, text: str) -> str:
+    return hmac.new(_secret(), f"flash\x00{kind}\x00{text}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _csrf_token(user: Any) -> str:

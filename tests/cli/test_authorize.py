@@ -53,7 +53,7 @@ def finish(proc):
     return proc.returncode, out, err
 
 
-def test_authorize_creates_the_connection_and_a_task_can_use_it(jira_emulator, monkeypatch):
+def test_authorize_creates_the_connection_and_a_dag_can_use_it(jira_emulator):
     emu = jira_emulator
     proc, link, app = start_authorize(emu, "jira_consented", "--site-url", emu.url)
     assert "offline_access" in link and "prompt=consent" in link and "audience=api.atlassian.com" in link
@@ -68,10 +68,35 @@ def test_authorize_creates_the_connection_and_a_task_can_use_it(jira_emulator, m
     assert extra["refresh_token"] and extra["client_id"] == app.client_id
     assert app.client_secret not in out + err  # the secret never reaches the terminal
 
-    monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")
-    from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
+    # A DAG uses the new connection: `airflow dags test` reads it from the metadata DB, and the
+    # task calls Jira with the access token the consent stored beside the refresh token.
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(parents=True, exist_ok=True)
+    (dags / "jira_consented_check.py").write_text(CHECK_DAG)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    run = subprocess.run([airflow, "dags", "test", "jira_consented_check"], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert any(r.path.endswith("/myself") and r.status == 200 and r.auth == "bearer" for r in emu.requests)
 
-    assert JiraCloudHook("jira_consented").request("GET", "myself")["accountId"]
+
+CHECK_DAG = """
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
+def jira_consented_check():
+    @task
+    def who_am_i():
+        from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
+
+        return JiraCloudHook("jira_consented").request("GET", "myself")["accountId"]
+
+    who_am_i()
+
+
+jira_consented_check()
+"""
 
 
 def test_status_shows_token_health_without_secrets(jira_emulator):

@@ -304,3 +304,10 @@ def test_a_callback_with_a_wrong_state_changes_nothing(airflow, emulator, app, c
 
     assert emulator.stats.code_exchanges == exchanges
     assert airflow.get_connection(conn_id) == seed
+
+
+def test_a_crafted_link_cannot_put_words_in_the_pages_banner(airflow, context):
+    page = sign_in(context, airflow, "admin")
+    page.goto(f"{airflow.api_url}{PAGE}?message=Connected%20to%20evil.example&sig=forged")
+    expect(page.get_by_role("heading", name="Connect Airflow to Jira Cloud (OAuth 2.0)")).to_be_visible()
+    assert "evil.example" not in page.content()
