@@ -25,6 +25,8 @@ _ERRORS: dict[str, type[Exception]] = {
     "client_secret": JiraClientSecretError,
     "store": JiraTokenStoreError,
     "upstream": JiraOAuthError,
+    "config": JiraConfigError,
+    "bad_request": JiraOAuthError,
 }
 
 
@@ -71,13 +73,16 @@ class BrokerTokenProvider:
     def force_refresh(self, rejected_access_token: str) -> TokenState:
         return self._ask(min_valid=0.0, rejected=rejected_access_token)
 
-    def _ask(self, *, min_valid: float, rejected: str | None = None) -> TokenState:
+    def refresh_now(self) -> TokenState:
+        return self._ask(min_valid=0.0, force=True)
+
+    def _ask(self, *, min_valid: float, rejected: str | None = None, force: bool = False) -> TokenState:
         endpoint = self.url + broker_protocol.PATH
 
         def send() -> requests.Response:
             # Signed anew on every attempt: the timestamp must be current.
             body, signature = broker_protocol.signed_request(
-                self._client_secret, self.conn_id, min_valid=min_valid, rejected=rejected
+                self._client_secret, self.conn_id, min_valid=min_valid, rejected=rejected, force=force
             )
             return self._session.post(
                 endpoint,
@@ -88,9 +93,10 @@ class BrokerTokenProvider:
 
         self.calls += 1
         try:
-            # The broker's refresh is idempotent from our side: asking again only returns the
-            # token the first call stored. A 5xx or dropped connection is safe to retry.
-            response = self.retry.call("POST", "jira-auth/token", send, repeatable=True)
+            # Not "repeatable": a read timeout may mean the broker is still refreshing (it waits
+            # for the lock and retries Atlassian), and asking again would only queue behind it.
+            # A refused connection (nothing sent) and 502/503/504 are still retried.
+            response = self.retry.call("POST", "jira-auth/token", send)
         except requests.RequestException as exc:
             raise JiraTransportError("POST", endpoint, exc) from None
         return self._state(response, endpoint)
@@ -116,12 +122,20 @@ class BrokerTokenProvider:
                 f"{endpoint} answered 404: the api-server does not run this provider's token broker. Install "
                 "airflow-provider-jira-auth on the api-server too, or set token_broker_url to its /jira-auth URL",
             )
+        if response.status_code == 403 and kind == "stale":
+            raise JiraOAuthError(
+                f"the token broker at {endpoint} refused a request older than {broker_protocol.MAX_SKEW:.0f}s: "
+                "this host's clock and the api-server's differ; synchronize them (NTP)"
+            )
         if response.status_code == 403:
             raise JiraConfigError(
                 "extra.client_secret",
                 f"the token broker refused connection {self.conn_id!r}: the api-server's copy of the connection "
                 "differs (another client secret, not auth_type oauth2, or not defined there)",
             )
-        raise _ERRORS.get(kind or "", JiraOAuthError)(
+        error_class = _ERRORS.get(kind or "", JiraOAuthError)
+        if error_class is JiraConfigError:
+            raise JiraConfigError("connection", message or "the token broker refused the connection's settings")
+        raise error_class(
             message or f"the token broker at {endpoint} answered HTTP {response.status_code}"
         )

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -29,12 +30,15 @@ def token_fingerprint(access_token: str) -> str:
     return hashlib.sha256(access_token.encode()).hexdigest()
 
 
-def signed_request(client_secret: str, conn_id: str, *, min_valid: float, rejected: str | None = None) -> tuple[bytes, str]:
+def signed_request(
+    client_secret: str, conn_id: str, *, min_valid: float, rejected: str | None = None, force: bool = False
+) -> tuple[bytes, str]:
     body = json.dumps(
         {
             "conn_id": conn_id,
             "min_valid": min_valid,
             "rejected": token_fingerprint(rejected) if rejected else None,
+            "force": force,
             "ts": time.time(),
             "nonce": secrets.token_hex(8),
         },
@@ -50,9 +54,33 @@ def parse_unverified(body: bytes) -> dict[str, Any]:
     return data
 
 
-def verify(client_secret: str, body: bytes, signature: str, now: float | None = None) -> bool:
+def verify_signature(client_secret: str, body: bytes, signature: str) -> bool:
     expected = hmac.new(_key(client_secret), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature or ""):
-        return False
-    ts = json.loads(body).get("ts")
-    return isinstance(ts, (int, float)) and abs((time.time() if now is None else now) - ts) <= MAX_SKEW
+    return hmac.compare_digest(expected, signature or "")
+
+
+class ReplayGuard:
+    """Accepts a signed request once, and only within ``MAX_SKEW`` of its timestamp.
+
+    Nonces are remembered for ``MAX_SKEW`` per api-server process; a replay that reaches another
+    process is answered with the access token the request's owner already has, never a refresh
+    token.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, data: dict[str, Any], now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        ts, nonce = data.get("ts"), data.get("nonce")
+        if not isinstance(ts, (int, float)) or not isinstance(nonce, str) or abs(now - ts) > MAX_SKEW:
+            return False
+        with self._lock:
+            for old, seen_at in list(self._seen.items()):
+                if now - seen_at > 2 * MAX_SKEW:
+                    del self._seen[old]
+            if nonce in self._seen:
+                return False
+            self._seen[nonce] = now
+            return True

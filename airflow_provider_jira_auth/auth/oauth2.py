@@ -47,7 +47,7 @@ from airflow_provider_jira_auth.client.errors import (
     JiraTransportError,
 )
 from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT
-from airflow_provider_jira_auth.client.retry import TRANSPORT_ERRORS, RetryPolicy
+from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.client.urls import (
     accessible_resources_url,
     authorize_url,
@@ -56,6 +56,11 @@ from airflow_provider_jira_auth.client.urls import (
 )
 
 log = logging.getLogger(__name__)
+
+# Retries of a refresh must end well inside Atlassian's 10-minute reuse leeway: past it, resending
+# a refresh token whose answer was lost would revoke the grant. Two minutes of retries plus one
+# request's timeout stays far below.
+TOKEN_ENDPOINT_POLICY = RetryPolicy(max_retry_after=30.0, max_total_wait=120.0)
 
 #: The token endpoint and the sites endpoint as the retry policy's logs name them.
 TOKEN_PATH = "oauth/token"
@@ -191,7 +196,7 @@ class OAuthTokenClient:
         self.conn_id = conn_id
         self.timeout = timeout
         self.verify = verify
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = retry if retry is not None else TOKEN_ENDPOINT_POLICY
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
         self._headers = {"Accept": "application/json", "User-Agent": DEFAULT_USER_AGENT}
@@ -228,7 +233,9 @@ class OAuthTokenClient:
         """
         body = {"grant_type": "refresh_token", "refresh_token": state.refresh_token}
         now = time.time()
-        answer = self._post(body, secrets=(state.refresh_token, state.access_token))
+        # Safe to repeat: if Atlassian rotated the token and the answer was lost, the retired
+        # token sent again within the reuse leeway still works (the policy stops well inside it).
+        answer = self._post(body, secrets=(state.refresh_token, state.access_token), repeatable=True)
         return self._state_from(answer, now, previous=state)
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenState:
@@ -240,7 +247,8 @@ class OAuthTokenClient:
         """
         body = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         now = time.time()
-        answer = self._post(body, secrets=(code,))
+        # Not repeatable: a code works once, and a lost answer's retry would only get invalid_grant.
+        answer = self._post(body, secrets=(code,), repeatable=False)
         if not answer.get("refresh_token"):
             raise JiraOAuthError(
                 f"the consent of {_connection(self.conn_id)} gave no refresh token: add the scope "
@@ -298,7 +306,7 @@ class OAuthTokenClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _post(self, body: dict[str, str], *, secrets: Iterable[str | None]) -> dict[str, Any]:
+    def _post(self, body: dict[str, str], *, secrets: Iterable[str | None], repeatable: bool) -> dict[str, Any]:
         payload = {**body, "client_id": self.client_id, "client_secret": self._client_secret}
 
         def send() -> requests.Response:
@@ -313,11 +321,7 @@ class OAuthTokenClient:
             )
 
         try:
-            # A token POST is safe to repeat: if Atlassian rotated the refresh token and the answer
-            # was lost, the retired token sent again within the reuse leeway (10 minutes, far
-            # longer than these retries) still works; a repeated code exchange at worst gets
-            # invalid_grant, which asks for the consent that is needed anyway.
-            response = self.retry.call("POST", TOKEN_PATH, send, repeatable=True)
+            response = self.retry.call("POST", TOKEN_PATH, send, repeatable=repeatable)
         except requests.RequestException as exc:
             raise JiraTransportError("POST", self.token_url, _root_cause(exc)) from exc
         all_secrets = [self._client_secret, *secrets]
@@ -437,6 +441,10 @@ class TokenProvider(Protocol):
         """After a 401: refresh unless the current state already holds another access token."""
         ...
 
+    def refresh_now(self) -> TokenState:
+        """Refresh whatever the access token's age (keeping an idle grant alive)."""
+        ...
+
     def describe(self) -> str:
         """Where the tokens come from, for logs and ``repr`` (no secrets)."""
         ...
@@ -488,6 +496,9 @@ class RefreshingTokenProvider:
             "refused by Jira",
             self.margin,
         )
+
+    def refresh_now(self) -> TokenState:
+        return self._refresh_if(lambda current: True, "asked to", 0.0)
 
     def _refresh_if(self, needed: Callable[[TokenState], bool], why: str, min_valid: float) -> TokenState:
         refreshed = rotated = False
@@ -613,7 +624,16 @@ class JiraOAuth2Auth(AuthBase):
             if self._access_token is not None and self._access_token != sent and self._fresh():
                 return True  # another thread already got a new one
             forced = self._forced
-            if forced is not None and forced[0] == sent and time.monotonic() - forced[1] < FORCED_REFRESH_COOLDOWN:
+            # Refused though fresh by the clock: not a matter of age (a wrong cloud_id, a user who
+            # lost access), and refreshing again would only churn the refresh token. A token that
+            # has meanwhile neared its expiry (a slow request) is refreshed again.
+            if (
+                forced is not None
+                and forced[0] == sent
+                and time.monotonic() - forced[1] < FORCED_REFRESH_COOLDOWN
+                and self._access_token == sent
+                and self._fresh()
+            ):
                 return False
             token = self._remember(self.provider.force_refresh(sent))
             if token == sent:

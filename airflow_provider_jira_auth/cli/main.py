@@ -131,7 +131,9 @@ def authorize(args: argparse.Namespace) -> int:
             raise JiraError("the grant covers several Jira sites: give --site-url")
         for number, site in enumerate(sites, 1):
             print(f"  {number}. {site.get('name')}  {site.get('url')}")
-        picked = input("Which site? ")
+        picked = input(f"Which site (1-{len(sites)})? ").strip()
+        if not picked.isdigit() or not 1 <= int(picked) <= len(sites):
+            raise JiraError(f"{picked!r} is not a number from 1 to {len(sites)}; nothing changed")
         return sites[int(picked) - 1]
 
     with token_client:

@@ -30,6 +30,7 @@ import httpx
 
 from airflow_provider_jira_auth.client.errors import JiraError, JiraTransportError
 from airflow_provider_jira_auth.client.http import (
+    bad_credential_header,
     DEFAULT_USER_AGENT,
     MAX_PAGE_SIZE,
     _login_refused,
@@ -138,13 +139,19 @@ class AsyncJiraClient:
         policy = self.retry
         for attempt in range(1, policy.max_attempts + 1):
             last = attempt == policy.max_attempts
+            bad_header = False
+            response: httpx.Response | None = None
             try:
                 response = await self._send_once(method, path, params, body)
+            except (httpx.LocalProtocolError, UnicodeEncodeError):
+                bad_header = True  # raised below, unchained: the original quotes the header value
             except httpx.TransportError as exc:
                 if last or not self._retry_error(method, route, exc):
                     raise JiraTransportError(method, route, exc) from exc
                 wait, what = policy.backoff(attempt), type(exc).__name__
-            else:
+            if bad_header:
+                raise bad_credential_header()
+            if response is not None:
                 status = response.status_code
                 if status < 429 or last or not policy.should_retry_status(method, route, status):
                     return response

@@ -213,6 +213,15 @@ def _jira_said(data: Any) -> tuple[list[str], dict[str, Any]]:
     return messages, dict(errors) if isinstance(errors, dict) else {}
 
 
+def bad_credential_header() -> JiraConfigError:
+    """For a header HTTP refuses; never chain the original: it quotes the value, maybe a token."""
+    return JiraConfigError(
+        "credentials",
+        "a request header holds characters HTTP does not allow (often a newline or a non-ASCII "
+        "character pasted with a token); enter the credential again without them",
+    )
+
+
 def _with_auth_hint(hint: str, auth: AuthBase | None) -> str:
     """The auth's own hint replaces the generic one: it knows which credential it sent."""
     return getattr(auth, "unauthorized_hint", None) or hint
@@ -416,11 +425,7 @@ class JiraClient:
         if bad_header:
             # Raised outside the except block: requests and http.client quote the refused header
             # value, which may be the credential itself, so the original must not be chained.
-            raise JiraConfigError(
-                "credentials",
-                "a request header holds characters HTTP does not allow (often a newline or a non-ASCII "
-                "character pasted with a token); enter the credential again without them",
-            )
+            raise bad_credential_header()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("Jira %s %s -> HTTP %s in %s", method, route, response.status_code, response.elapsed)
         return response

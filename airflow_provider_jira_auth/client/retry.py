@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import stop_before_delay, RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,8 @@ class RetryPolicy:
     :param jitter: range of the random factor applied to each wait.
     :param retry_after_floor: smallest wait after a ``Retry-After``, so ``Retry-After: 0`` cannot spin.
     :param max_retry_after: longest ``Retry-After`` worth waiting for in-process.
+    :param max_total_wait: stop retrying once this many seconds have passed since the first
+        attempt (``None``: no limit but ``max_attempts``).
     :param sleep: called with the seconds to wait; tests pass a no-op.
     """
 
@@ -142,6 +144,7 @@ class RetryPolicy:
     jitter: tuple[float, float] = (0.7, 1.3)
     retry_after_floor: float = 1.0
     max_retry_after: float = 120.0
+    max_total_wait: float | None = None
     sleep: Callable[[float], Any] = field(default=time.sleep, repr=False, compare=False)
     _retrying: Retrying = field(init=False, repr=False, compare=False)
 
@@ -154,7 +157,11 @@ class RetryPolicy:
         # Built once: tenacity keeps per-call state in thread-locals, so one controller serves
         # every request and thread of this policy without per-request construction.
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=(
+                stop_after_attempt(self.max_attempts)
+                if self.max_total_wait is None
+                else stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_wait)
+            ),
             wait=self._wait,
             retry=retry_if_exception_type(RetryableOutcome),
             sleep=self.sleep,

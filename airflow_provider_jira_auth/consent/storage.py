@@ -10,7 +10,7 @@ from airflow_provider_jira_auth.auth.token_state import TokenState
 
 
 def find_connection(conn_id: str) -> tuple[Any, str | None]:
-    """The connection and where it lives: ``"db"``, ``"env"``, or ``(None, None)`` when new."""
+    """The connection and where it lives: ``"db"``, ``"env"``, ``"secrets"``, or ``(None, None)`` when new."""
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -25,7 +25,11 @@ def find_connection(conn_id: str) -> tuple[Any, str | None]:
         if value.lstrip().startswith("{"):
             return Connection.from_json(value, conn_id=conn_id), "env"
         return Connection(conn_id=conn_id, uri=value), "env"
-    return None, None
+    try:
+        # A configured secrets backend (Vault, AWS, ...): Airflow reads it before the DB.
+        return Connection.get_connection_from_secrets(conn_id), "secrets"
+    except Exception:
+        return None, None
 
 
 def save_consent(
@@ -49,26 +53,32 @@ def save_consent(
     )
     store = store_for(settings)
     messages = []
-    if print_only or where == "env":
-        document = {"conn_type": "jira_cloud", "host": fields["host"], "extra": extra}
-        reason = "as asked" if print_only else f"because {conn_id!r} comes from an environment variable"
+    outside_airflow = where in ("env", "secrets")
+    if print_only or (outside_airflow and store.kind == "connection"):
+        # The person has to store it themselves; only the configuration and the refresh token,
+        # not the cached access token or the store's bookkeeping.
+        document = {"conn_type": "jira_cloud", "host": fields["host"], "extra": {**fields["extra"], "refresh_token": state.refresh_token}}
+        reason = "as asked" if print_only else f"because {conn_id!r} is defined outside the metadata database ({where})"
         messages.append(
             f"Not written to Airflow {reason}. Store this as the connection (env var AIRFLOW_CONN_{conn_id.upper()} "
-            f"or your secrets backend):\n{json.dumps(document)}"
+            f"or your secrets backend); it holds secrets:\n{json.dumps(document)}"
         )
-        if store.kind == "connection":
+        if store.kind == "connection" and not print_only:
             messages.append(
                 "Airflow cannot write such a connection back when Atlassian rotates its token: add "
                 '"token_store": "variable" to its extra so the provider keeps the live token in an Airflow Variable.'
             )
-    else:
-        _write_db_connection(conn_id, fields["host"], extra)
-        messages.append(f"Connection {conn_id!r} {'updated' if existing is not None else 'created'} in the metadata database.")
-    if store.kind != "connection" and not print_only:
-        # The live token is the store's, not the connection's: a new grant must land there.
-        with store.lock():
+        return "\n".join(messages)
+    # Under the store's lock, so that no refresh running now writes the old grant back over it
+    # (the store's compare-and-swap then sees the new refresh token and keeps it).
+    with store.lock():
+        if not outside_airflow:
+            _write_db_connection(conn_id, fields["host"], extra)
+            messages.append(f"Connection {conn_id!r} {'updated' if existing is not None else 'created'} in the metadata database.")
+        if store.kind != "connection":
+            # The live token is the store's, not the connection's: a new grant must land there.
             store.save(state, None)
-        messages.append(f"The new grant's tokens were written to the {store.describe()}.")
+            messages.append(f"The new grant's tokens were written to the {store.describe()}.")
     return "\n".join(messages)
 
 

@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# Asking for an access token valid this long forces a refresh (no token lives 30 years).
-_FORCE_REFRESH = 1e9
 INACTIVITY_EXPIRY_DAYS = 90
 
 
@@ -214,7 +212,7 @@ class JiraCloudHook(BaseHook):
         age_days = token_health(state)["refresh_token_age_days"]
         if age_days is None or age_days >= max_age_days:
             log.info("Refresh token of %r is %s days old: refreshing to keep the grant alive", self.jira_conn_id, age_days)
-            self._token_provider.get_token(_FORCE_REFRESH)
+            self._token_provider.refresh_now()
         return self.token_status()
 
     def test_connection(self) -> tuple[bool, str]:
@@ -276,7 +274,8 @@ class JiraCloudHook(BaseHook):
         ``extra_dejson``. Triggers fetch the connection with ``await BaseHook.aget_connection``.
         """
         extra = conn.extra_dejson
-        for secret in (conn.password, *(extra_value(extra, name) for name in SECRET_FIELDS)):
+        # The stored access token too: the connection store keeps it in the extra.
+        for secret in (conn.password, extra_value(extra, "access_token"), *(extra_value(extra, n) for n in SECRET_FIELDS)):
             _mask(secret)
         return JiraConnectionSettings.of(conn_id, conn)
 

@@ -25,6 +25,7 @@ _announced: set[tuple[str, str]] = set()
 
 #: where the provider's api-server plugin mounts the token broker
 BROKER_URL_PREFIX = "/jira-auth"
+BROKER_TIMEOUT = 300.0
 
 
 def store_for(settings: JiraConnectionSettings) -> TokenStore:
@@ -104,7 +105,9 @@ def token_provider_for(settings: JiraConnectionSettings, *, margin: float | None
             settings.client_secret or "",
             broker_url(settings),
             store_description=store.describe(),
-            timeout=settings.timeout,
+            # The broker may wait for another refresh (the store's lock, up to 150 s) and retry
+            # Atlassian (up to 2 min): a read timeout shorter than that would only abandon it.
+            timeout=max(settings.timeout, BROKER_TIMEOUT),
         )
     else:
         provider = direct_token_provider(settings, margin=margin)

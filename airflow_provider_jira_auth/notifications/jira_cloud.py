@@ -75,7 +75,7 @@ class _FailureDetails:
             run_id=getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None),
             try_number=getattr(ti, "try_number", None),
             log_url=log_url,
-            error=None if error is None else str(error)[:_MAX_ERROR_CHARS],
+            error=None if error is None else _redacted(str(error))[:_MAX_ERROR_CHARS],
         )
 
     @property
@@ -186,3 +186,12 @@ class JiraIssueNotifier(BaseNotifier):
         if self.description:
             parts.append(self.description)
         return "\n\n".join(parts)
+
+
+def _redacted(text: str) -> str:
+    """Airflow masks its logs, not the tickets this notifier writes: apply the same masker here."""
+    try:
+        from airflow.sdk.log import redact
+    except ImportError:  # pragma: no cover - Airflow versions without it
+        return text
+    return str(redact(text))

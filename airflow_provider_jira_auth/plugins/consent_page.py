@@ -270,7 +270,6 @@ def _finish(conn_id: str, code: str, redirect_uri: str) -> str:
     conn = _db_oauth_connection(conn_id)
     if conn is None:  # deleted, or changed, since the consent started
         raise JiraConfigError("conn_id", "no longer a jira_cloud oauth2 connection in the metadata database")
-    extra = conn.extra_dejson
     settings = JiraConnectionSettings.of(conn_id, conn, refresh_token="pending")
     assert settings.client_id and settings.client_secret
     with OAuthTokenClient(settings.auth_url, settings.client_id, settings.client_secret, conn_id=conn_id) as client:

@@ -42,14 +42,24 @@ _ERROR_KINDS: list[tuple[type[Exception], str, int]] = [
 ]
 
 
+MAX_BODY = 4096
+# Longest freshness a task may ask for: more than an access token lives would force a refresh
+# on every call (refreshes on purpose go through "force").
+MAX_MIN_VALID = 1800.0
+_replays = broker_protocol.ReplayGuard()
+
+
 def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     from airflow.models.connection import Connection
 
     from airflow_provider_jira_auth.hooks.token_provider import direct_token_provider
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
+    if len(body) > MAX_BODY or not signature:
+        return 403, _FORBIDDEN
     try:
-        conn_id = broker_protocol.parse_unverified(body)["conn_id"]
+        request = broker_protocol.parse_unverified(body)
+        conn_id = request["conn_id"]
         conn = Connection.get_connection_from_secrets(conn_id)
     except Exception:
         return 403, _FORBIDDEN
@@ -59,20 +69,31 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
         settings = JiraConnectionSettings.of(conn_id, conn)
     except JiraConfigError:
         return 403, _FORBIDDEN
-    if settings.auth_type != "oauth2" or not broker_protocol.verify(settings.client_secret or "", body, signature):
+    if settings.auth_type != "oauth2" or not broker_protocol.verify_signature(settings.client_secret or "", body, signature):
         return 403, _FORBIDDEN
-
-    request = broker_protocol.parse_unverified(body)
+    # Signed by someone holding the client secret: from here on, errors may say what is wrong.
+    if not _replays.fresh(request):
+        return 403, {"error": "stale", "message": "the request is too old, replayed, or the clocks differ"}
     try:
-        provider = direct_token_provider(settings)
+        min_valid = min(max(float(request.get("min_valid") or 0.0), 0.0), MAX_MIN_VALID)
+    except (TypeError, ValueError):
+        return 400, {"error": "bad_request", "message": "min_valid must be a number of seconds"}
+    if min_valid != min_valid:  # NaN
+        return 400, {"error": "bad_request", "message": "min_valid must be a number of seconds"}
+
+    provider = None
+    try:
+        provider = direct_token_provider(settings, margin=settings.refresh_margin)
         rejected = request.get("rejected")
         state = None
-        if rejected:
+        if request.get("force"):
+            state = provider.refresh_now()
+        elif rejected:
             current = provider.store.load()
             if current and current.access_token and broker_protocol.token_fingerprint(current.access_token) == rejected:
                 state = provider.force_refresh(current.access_token)
         if state is None:
-            state = provider.get_token(float(request.get("min_valid") or 0))
+            state = provider.get_token(min_valid)
     except Exception as exc:
         for kind, name, status in _ERROR_KINDS:
             if isinstance(exc, kind):
@@ -80,6 +101,9 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
                 return status, {"error": name, "message": str(exc)}
         log.exception("Token broker: connection %r: unexpected failure", conn_id)
         return 500, {"error": "internal", "message": f"{type(exc).__name__} in the token broker; see the api-server log"}
+    finally:
+        if provider is not None:
+            provider.token_client.close()
     return 200, {
         "access_token": state.access_token,
         "expires_at": state.expires_at,

@@ -82,6 +82,7 @@ def test_tasks_under_a_real_executor_rotate_the_token_and_write_it_back(deployme
     assert 2 <= emulator.stats.token_refreshes <= windows + 2
     # Every refresh went through the api-server's token broker: no task process refreshed itself.
     assert "token broker" in result.logs["token_status"]
+    assert not [task for task, text in result.logs.items() if "Refreshed the OAuth 2.0 access token" in text]
     assert _refresh_directly(emulator, stored["refresh_token"]).status_code == 200
 
 

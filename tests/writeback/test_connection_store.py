@@ -115,12 +115,14 @@ def test_an_env_var_connection_with_the_default_store_names_the_variable_store(j
 def test_the_variable_store_keeps_rotating_state_for_an_env_var_connection(jira_emulator, monkeypatch):
     emu = jira_emulator
     emu.oauth.access_token_ttl = 2
-    monkeypatch.setenv("AIRFLOW_CONN_JIRA_ENVVAR", emu.connection_json("oauth2", token_store="variable", refresh_margin=0.5))
-    seed = json.loads(emu.connection_json("oauth2"))  # another grant: unused
+    configured = emu.connection_json("oauth2", token_store="variable", refresh_margin=0.5)
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_ENVVAR", configured)
+    seed = json.loads(configured)["extra"]["refresh_token"]
     hook("jira_envvar").request("GET", "myself")
     first = json.loads(variable_value("jira_cloud_token__jira_envvar"))
     time.sleep(2)
     hook("jira_envvar").request("GET", "myself")
     second = json.loads(variable_value("jira_cloud_token__jira_envvar"))
-    assert first["refresh_token"] != second["refresh_token"] != seed["extra"]["refresh_token"]
+    assert first["refresh_token"] != seed  # rotated away from the connection's seed...
+    assert second["refresh_token"] not in (seed, first["refresh_token"])  # ...then from the Variable's own
     assert emu.stats.family_revocations == 0 and emu.stats.reuse_within_leeway == 0

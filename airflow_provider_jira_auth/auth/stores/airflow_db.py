@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 __all__ = ["ConnectionTokenStore", "VariableTokenStore", "database_lock"]
+
+# Longest wait for another process's refresh (which itself retries for at most two minutes).
+LOCK_TIMEOUT = 150.0
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def _lock_key(name: str) -> int:
 
 
 @contextmanager
-def database_lock(name: str, timeout: float = 120.0) -> Iterator[None]:
+def database_lock(name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold an exclusive lock called ``name``, across transactions, until the block ends.
 
     The lock lives on a database connection of its own (PostgreSQL, MySQL) or an open file
@@ -113,6 +117,22 @@ def database_lock(name: str, timeout: float = 120.0) -> Iterator[None]:
         finally:
             connection.execute(give)
             connection.commit()
+
+
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _process_lock(name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    with _process_locks_guard:
+        lock = _process_locks.setdefault(name, threading.Lock())
+    if not lock.acquire(timeout=timeout):
+        raise JiraTokenStoreError(f"timed out waiting for the lock {name!r}: another thread holds it")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _try_flock(handle: Any) -> bool:
@@ -153,7 +173,10 @@ class _MetadataDbStore(TokenStore):
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        with database_lock(self.lock_name):
+        # One database waiter per process and connection: threads of one process (the api-server's
+        # broker serves many tasks at once) queue here instead of each holding a pooled database
+        # connection while polling for the lock.
+        with _process_lock(self.lock_name), database_lock(self.lock_name):
             yield
 
     def save(self, new: TokenState, previous: TokenState | None) -> None:
@@ -232,7 +255,13 @@ class VariableTokenStore(_MetadataDbStore):
         row = self._row(session, for_update)
         if row is None:
             return TokenState(refresh_token=self._seed) if self._seed else None
-        return TokenState.from_dict(json.loads(row.val))
+        try:
+            return TokenState.from_dict(json.loads(row.val))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JiraTokenStoreError(
+                f"the {self.describe()} does not hold token state ({type(exc).__name__}); run the consent step "
+                f"again: airflow-jira-auth authorize --conn-id {self.conn_id}"
+            ) from None
 
     def _write(self, session: Session, new: TokenState) -> None:
         from airflow.models.variable import Variable

@@ -119,13 +119,14 @@ class TokenStore(ABC):
                 new = refresher(view, begin)
             except JiraOAuthDefiniteError:
                 # Atlassian refused outright (revoked grant, wrong secret): nothing was rotated.
-                self.save_with_retries(view.with_changes(refresh_started_at=None), None)
+                self.save_with_retries(view.with_changes(refresh_started_at=None), current)
                 raise
             # Any other failure (a timeout, a lost answer) may have rotated the token: the
             # marker stays, and the next caller refreshes at once.
             if new is None:
                 return current
-            self.save_with_retries(new, None)
+            # Compare-and-swap against what was read: a consent written meanwhile must win.
+            self.save_with_retries(new, current)
             return new
 
     def save_with_retries(self, new: TokenState, previous: TokenState | None) -> None:

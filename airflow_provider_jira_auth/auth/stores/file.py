@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+
+
+LOCK_TIMEOUT = 150.0
 
 
 class FileTokenStore(TokenStore):
@@ -127,9 +131,20 @@ class FileTokenStore(TokenStore):
             self.lock_path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
             try:
-                # Blocking: the holder's work is bounded by the token client's timeout and retries,
-                # and the kernel releases the lock if the holder dies.
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                # Polled with a deadline, never an unbounded wait: a stopped holder (or a file system
+                # that never answers) must fail this task loudly, not wedge every task on the host.
+                # The kernel releases the lock if the holder dies.
+                deadline = time.monotonic() + LOCK_TIMEOUT
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise JiraTokenStoreError(
+                                f"timed out after {LOCK_TIMEOUT:.0f}s waiting for {self.lock_path}: another process holds it"
+                            ) from None
+                        time.sleep(0.02)
                 try:
                     yield
                 finally:

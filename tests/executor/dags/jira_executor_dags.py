@@ -25,7 +25,10 @@ def jira_exec_masking():
         me = basic.request("GET", "myself")
         conn = BaseHook.get_connection(BASIC)
         log.info("basic password %s", conn.password)
-        log.info("basic auth header %r", basic.get_conn().session.headers)
+        import requests
+
+        prepared = requests.Request("GET", "https://example.invalid/", auth=basic.get_conn().auth).prepare()
+        log.info("basic auth header %r", prepared.headers["Authorization"])
         oauth = JiraCloudHook(OAUTH)
         oauth.request("GET", "myself")
         extra = BaseHook.get_connection(OAUTH).extra_dejson
