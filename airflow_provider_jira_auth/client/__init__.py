@@ -1,43 +1,69 @@
 """Jira Cloud REST client: transport, retries, typed errors, paging, bulk and ADF helpers.
 
-Nothing in this package imports Airflow.
+Nothing in this package imports Airflow. Names load on first use, so that importing
+``client.errors`` (as operators do at DAG parsing) does not pay for ``requests``.
 """
 
 from __future__ import annotations
 
-from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
-from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
-from airflow_provider_jira_auth.client.errors import (
-    JiraAuthenticationError,
-    JiraBulkError,
-    JiraClientSecretError,
-    JiraConfigError,
-    JiraError,
-    JiraGoneError,
-    JiraGrantRevokedError,
-    JiraHTTPError,
-    JiraNotFoundError,
-    JiraOAuthError,
-    JiraPermissionError,
-    JiraRateLimitError,
-    JiraResponseError,
-    JiraScopeError,
-    JiraServerError,
-    JiraTokenStoreError,
-    JiraTransportError,
-    JiraValidationError,
-)
-from airflow_provider_jira_auth.client.http import JiraClient, error_from_response
-from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, is_safe_to_repeat
-from airflow_provider_jira_auth.client.urls import (
-    accessible_resources_url,
-    authorize_url,
-    gateway_rest_url,
-    normalize_base_url,
-    site_rest_url,
-    tenant_info_url,
-    token_url,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "BulkCreateErrorItem": "bulk",
+    "BulkCreateResult": "bulk",
+    "BulkFetchResult": "bulk",
+    "JiraAuthenticationError": "errors",
+    "JiraBulkError": "errors",
+    "JiraClient": "http",
+    "JiraClientSecretError": "errors",
+    "JiraConfigError": "errors",
+    "JiraError": "errors",
+    "JiraGoneError": "errors",
+    "JiraGrantRevokedError": "errors",
+    "JiraHTTPError": "errors",
+    "JiraNotFoundError": "errors",
+    "JiraOAuthError": "errors",
+    "JiraPermissionError": "errors",
+    "JiraRateLimitError": "errors",
+    "JiraResponseError": "errors",
+    "JiraScopeError": "errors",
+    "JiraServerError": "errors",
+    "JiraTokenStoreError": "errors",
+    "JiraTransportError": "errors",
+    "JiraValidationError": "errors",
+    "READ_ONLY_POSTS": "retry",
+    "RetryPolicy": "retry",
+    "accessible_resources_url": "urls",
+    "authorize_url": "urls",
+    "ensure_adf": "adf",
+    "error_from_response": "http",
+    "gateway_rest_url": "urls",
+    "is_adf": "adf",
+    "is_safe_to_repeat": "retry",
+    "normalize_base_url": "urls",
+    "site_rest_url": "urls",
+    "tenant_info_url": "urls",
+    "text_to_adf": "adf",
+    "token_url": "urls",
+}
+
+if TYPE_CHECKING:
+    from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
+    from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
+    from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
+    from airflow_provider_jira_auth.client.http import JiraClient, error_from_response
+    from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, is_safe_to_repeat
+    from airflow_provider_jira_auth.client.urls import accessible_resources_url, authorize_url, gateway_rest_url, normalize_base_url, site_rest_url, tenant_info_url, token_url
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "READ_ONLY_POSTS",

@@ -157,6 +157,10 @@ class JiraBulkError(JiraError):
         )
 
 
+class JiraTransitionError(JiraError, ValueError):
+    """The transition asked for is not available on the issue; the message lists those that are."""
+
+
 # OAuth 2.0 (3LO) token errors ------------------------------------------------------------
 
 

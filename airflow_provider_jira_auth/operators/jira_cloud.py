@@ -12,24 +12,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from functools import cache, cached_property
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_jira_auth.client.errors import JiraTransitionError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_jira_auth.client.errors import JiraError
     from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
-
-    class JiraTransitionError(JiraError, ValueError):
-        """The transition asked for is not available on the issue; the message lists those that are."""
 
 
 __all__ = [
@@ -41,28 +38,6 @@ __all__ = [
     "JiraTransitionIssueOperator",
     "JiraUpdateIssueOperator",
 ]
-
-
-# Importing anything from client/ imports requests and the whole client (~130 ms), which DAG
-# parsing must not pay: the error class is built on first use instead (PEP 562).
-@cache
-def _transition_error_class() -> type[Exception]:
-    from airflow_provider_jira_auth.client.errors import JiraError
-
-    return type(
-        "JiraTransitionError",
-        (JiraError, ValueError),
-        {
-            "__module__": __name__,
-            "__doc__": "The transition asked for is not available on the issue; the message lists those that are.",
-        },
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name == "JiraTransitionError":
-        return _transition_error_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class JiraOperatorMixin:
@@ -488,7 +463,7 @@ class JiraTransitionIssueOperator(JiraOperatorMixin, BaseOperator):
             # A workflow seldom offers "Done" from Done; a name that is the current status means there.
             if self.transition is not None and _same_name(current, self.transition):
                 return self._already_there(current)
-            raise _transition_error_class()(self._not_available(current, available))
+            raise JiraTransitionError(self._not_available(current, available))
         target = (chosen.get("to") or {}).get("name")
         if _same_name(current, target):
             return self._already_there(current)

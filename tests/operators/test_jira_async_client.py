@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import Jira
+from tests.operators.conftest import Jira
 
 from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
 from airflow_provider_jira_auth.client.errors import (

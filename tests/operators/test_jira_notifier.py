@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import FakeTaskInstance, Jira
+from tests.operators.conftest import FakeTaskInstance, Jira
 
 from airflow_provider_jira_auth.notifications.jira_cloud import MAX_LABEL_LENGTH, JiraIssueNotifier, dedup_label
 

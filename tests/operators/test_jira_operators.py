@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Jira
+from tests.operators.conftest import Jira
 
 from airflow_provider_jira_auth.client.errors import JiraBulkError, JiraNotFoundError
 from airflow_provider_jira_auth.operators.jira_cloud import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import CONN_ID, Jira
+from tests.operators.conftest import CONN_ID, Jira
 
 from airflow_provider_jira_auth.client.errors import JiraScopeError
 from airflow_provider_jira_auth.operators.jira_cloud import (

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
     TaskDeferred,
 )
-from conftest import Jira
+from tests.operators.conftest import Jira
 
 from airflow_provider_jira_auth.sensors.jira_cloud import IssueCriteria, JiraIssueSensor, JiraJqlSensor
 from airflow_provider_jira_auth.triggers.jira_cloud import JiraIssueTrigger, JiraJqlTrigger, JiraTriggerError

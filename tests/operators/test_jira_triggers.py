@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Jira
+from tests.operators.conftest import Jira
 
 from airflow_provider_jira_auth.triggers.jira_cloud import JiraIssueTrigger, JiraJqlTrigger
 
