@@ -30,7 +30,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode, urlsplit
@@ -39,14 +38,14 @@ import requests
 from requests.auth import AuthBase
 
 from airflow_provider_jira_auth.auth.stores.base import TokenStore
-from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState
+from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState, iso_utc
 from airflow_provider_jira_auth.client.errors import (
     JiraClientSecretError,
     JiraGrantRevokedError,
     JiraOAuthError,
     JiraTransportError,
 )
-from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT
+from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT, root_cause
 from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.client.urls import (
     accessible_resources_url,
@@ -84,12 +83,6 @@ def consent_command(conn_id: str | None) -> str:
 
 def _connection(conn_id: str | None) -> str:
     return f"connection {conn_id!r}" if conn_id else "this connection"
-
-
-def _iso(epoch: float | None) -> str:
-    if epoch is None:
-        return "unknown"
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _scrub(text: str, secrets: Iterable[str | None]) -> str:
@@ -289,7 +282,7 @@ class OAuthTokenClient:
         try:
             response = self.retry.call("GET", RESOURCES_PATH, send)
         except requests.RequestException as exc:
-            raise JiraTransportError("GET", url, _root_cause(exc)) from exc
+            raise JiraTransportError("GET", url, root_cause(exc)) from exc
         who = _connection(self.conn_id)
         if response.status_code == 401:
             raise JiraOAuthError(
@@ -323,7 +316,7 @@ class OAuthTokenClient:
         try:
             response = self.retry.call("POST", TOKEN_PATH, send, repeatable=repeatable)
         except requests.RequestException as exc:
-            raise JiraTransportError("POST", self.token_url, _root_cause(exc)) from exc
+            raise JiraTransportError("POST", self.token_url, root_cause(exc)) from exc
         all_secrets = [self._client_secret, *secrets]
         if response.status_code != 200:
             raise token_endpoint_error(
@@ -366,12 +359,6 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _root_cause(exc: requests.RequestException) -> BaseException:
-    """urllib3's reason inside requests' wrapper, whose "Max retries exceeded" would mislead."""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return reason if isinstance(reason, BaseException) else exc
 
 
 # -- sites ------------------------------------------------------------------------------------
@@ -521,7 +508,7 @@ class RefreshingTokenProvider:
                 self.store.conn_id,
                 why,
                 self.store.describe(),
-                _iso(state.expires_at),
+                iso_utc(state.expires_at) or "unknown",
                 "new refresh token saved" if rotated else "Atlassian kept the refresh token",
             )
             if not state.is_fresh(min_valid):

@@ -68,3 +68,10 @@ class TokenState:
 
 def _seconds(value: Any) -> float | None:
     return None if value is None or value == "" else float(value)
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    """An epoch time as ISO 8601 in UTC, to the second (``None`` stays ``None``)."""
+    from datetime import datetime, timezone
+
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")

@@ -290,7 +290,7 @@ def _require_jql(jql: str, caller: str) -> None:
         )
 
 
-def _root_cause(exc: requests.RequestException) -> BaseException:
+def root_cause(exc: requests.RequestException) -> BaseException:
     """urllib3's reason inside requests' wrapper, whose "Max retries exceeded" would mislead."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return reason if isinstance(reason, BaseException) else exc
@@ -417,7 +417,7 @@ class JiraClient:
         except requests.exceptions.InvalidHeader:
             bad_header = True
         except requests.RequestException as exc:
-            raise JiraTransportError(method, route, _root_cause(exc)) from exc
+            raise JiraTransportError(method, route, root_cause(exc)) from exc
         except ValueError as exc:
             if not (isinstance(exc, UnicodeEncodeError) or "header" in str(exc).lower()):
                 raise

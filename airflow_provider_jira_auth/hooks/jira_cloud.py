@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
-from airflow_provider_jira_auth.auth.token_state import TokenState
+from airflow_provider_jira_auth.auth.token_state import TokenState, iso_utc
 from airflow_provider_jira_auth.client.errors import JiraError
 from airflow_provider_jira_auth.connection_fields import (
     CONN_FIELDS,
@@ -44,16 +43,12 @@ def token_health(state: TokenState) -> dict[str, Any]:
     age = (now - state.rotated_at) / 86400 if state.rotated_at else None
     return {
         "granted_scopes": list(state.scopes),
-        "access_token_expires_at": _iso(state.expires_at),
+        "access_token_expires_at": iso_utc(state.expires_at),
         "access_token_valid_for_s": round(max(state.access_token_valid_for(now), 0.0)),
-        "refresh_token_rotated_at": _iso(state.rotated_at),
+        "refresh_token_rotated_at": iso_utc(state.rotated_at),
         "refresh_token_age_days": None if age is None else round(age, 2),
         "days_until_inactivity_expiry": None if age is None else round(INACTIVITY_EXPIRY_DAYS - age, 2),
     }
-
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _mask(value: Any) -> None:
