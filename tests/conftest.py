@@ -57,6 +57,20 @@ def airflow_db() -> Iterator[str]:
     yield _SQL_CONN
 
 
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The waits a retry policy asked for, in order (nothing actually sleeps)."""
+    return []
+
+
+@pytest.fixture
+def policy(sleeps: list[float]):
+    """A retry policy with tiny waits that records them in ``sleeps`` instead of sleeping."""
+    from airflow_provider_jira_auth.client.retry import RetryPolicy
+
+    return RetryPolicy(backoff_initial=0.01, retry_after_floor=0.01, sleep=sleeps.append)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _PG_DB:
         try:

@@ -44,6 +44,7 @@ from airflow_provider_jira_auth.client.errors import (
     JiraGrantRevokedError,
     JiraOAuthError,
     JiraTransportError,
+    scrub,
 )
 from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT, root_cause
 from airflow_provider_jira_auth.client.retry import RetryPolicy
@@ -85,12 +86,6 @@ def _connection(conn_id: str | None) -> str:
     return f"connection {conn_id!r}" if conn_id else "this connection"
 
 
-def _scrub(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
-
-
 # -- the token endpoint ------------------------------------------------------------------------
 
 
@@ -115,7 +110,7 @@ def token_endpoint_error(
     """
     status = response.status_code
     secret_list = list(secrets)
-    text = _scrub(response.text if response.content else "", secret_list)
+    text = scrub(response.text if response.content else "", secret_list)
     try:
         data = json.loads(text) if text.strip() else None
     except ValueError:
@@ -293,7 +288,7 @@ class OAuthTokenClient:
         if response.status_code != 200 or not isinstance(data, list):
             raise JiraOAuthError(
                 f"listing the sites of {who} failed: GET {url} -> HTTP {response.status_code}: "
-                f"{_scrub(response.text, [access_token])[:200]!r}"
+                f"{scrub(response.text, [access_token])[:200]!r}"
             )
         return [entry for entry in data if isinstance(entry, dict)]
 

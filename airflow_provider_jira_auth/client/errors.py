@@ -6,7 +6,18 @@ credential: no header, token or secret is ever put into an exception.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+
+REDACTED = "[redacted]"
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret replaced, longest first (a header value holds the bare token)."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 class JiraError(Exception):

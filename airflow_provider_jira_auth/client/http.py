@@ -41,6 +41,7 @@ from airflow_provider_jira_auth.client.errors import (
     JiraServerError,
     JiraTransportError,
     JiraValidationError,
+    scrub,
 )
 from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, parse_retry_after
 from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base_url
@@ -77,8 +78,6 @@ _KEPT_RESPONSE_HEADERS = (
     "ATL-TraceId",
 )
 _CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
-_REDACTED = "[redacted]"
-
 _ERRORS_BY_STATUS: dict[int, type[JiraHTTPError]] = {
     400: JiraValidationError,
     403: JiraPermissionError,
@@ -112,7 +111,7 @@ def error_from_response(method: str, path: str, response: requests.Response, aut
     :param auth: the client's auth, for its ``unauthorized_hint`` and ``secret_values``.
     """
     status = response.status_code
-    text = _redact(response.text if response.content else "", response, auth)
+    text = scrub(response.text if response.content else "", _secrets(response, auth))
     content_type = response.headers.get("Content-Type", "")
     data = _json_or_none(text)
     headers = {name: response.headers[name] for name in _KEPT_RESPONSE_HEADERS if name in response.headers}
@@ -181,12 +180,6 @@ def _secrets(response: requests.Response, auth: AuthBase | None) -> list[str]:
             secrets.append(value.split(" ", 1)[-1])  # the credential without "Basic "/"Bearer "
     # Longest first, so a token inside a longer secret does not leave a partial match behind.
     return sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
-
-
-def _redact(text: str, response: requests.Response, auth: AuthBase | None) -> str:
-    for secret in _secrets(response, auth):
-        text = text.replace(secret, _REDACTED)
-    return text
 
 
 def _json_or_none(text: str) -> Any:

@@ -20,17 +20,6 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    """The waits the retry policy asked for, in order (nothing actually sleeps)."""
-    return []
-
-
-@pytest.fixture
-def policy(sleeps: list[float]) -> RetryPolicy:
-    return RetryPolicy(backoff_initial=0.01, retry_after_floor=0.01, sleep=sleeps.append)
-
-
-@pytest.fixture
 def auth() -> HTTPBasicAuth:
     return HTTPBasicAuth(EMAIL, TOKEN)
 

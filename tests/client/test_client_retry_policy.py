@@ -86,16 +86,16 @@ def test_retry_after_http_date_is_parsed() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 09:00:00 GMT", now=now) == 0.0
 
 
-def test_default_policy_follows_atlassian_advice() -> None:
+def test_default_policy_waits_as_atlassian_advises() -> None:
+    """From ~2 s doubling, jitter x0.7-1.3, capped near 30 s; Retry-After: 0 still waits 1 s."""
     policy = RetryPolicy()
-
-    assert (policy.max_attempts, policy.backoff_initial, policy.backoff_cap, policy.jitter) == (
-        5,
-        2.0,
-        30.0,
-        (0.7, 1.3),
-    )
-    assert (policy.retry_after_floor, policy.max_retry_after) == (1.0, 120.0)
+    for _ in range(200):
+        waits = [policy.backoff(n) for n in range(1, 7)]
+        for wait, base in zip(waits, (2, 4, 8, 16, 30, 30), strict=True):
+            assert 0.7 * base <= wait <= 1.3 * base
+        assert 1.0 <= policy.wait_for_retry_after(0) <= 1.3
+        assert 7.0 <= policy.wait_for_retry_after(7) <= 9.1
+    assert policy.max_attempts - 1 == 4  # about four retries
 
 
 def test_wait_after_retry_after_is_never_below_it_or_the_floor() -> None:

@@ -22,17 +22,6 @@ def emu() -> Iterator[JiraCloudEmulator]:
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    """The waits the retry policy asked for, in order (nothing actually sleeps)."""
-    return []
-
-
-@pytest.fixture
-def policy(sleeps: list[float]) -> RetryPolicy:
-    return RetryPolicy(backoff_initial=0.01, retry_after_floor=0.01, sleep=sleeps.append)
-
-
-@pytest.fixture
 def grant(emu: JiraCloudEmulator) -> dict:
     """A consented grant of the default app: its first token response."""
     return emu.issue_grant(emu.default_app.client_id)
