@@ -32,7 +32,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "sends Basic calls through the API gateway (needed for scoped API tokens).",
         "schema": {"type": ["string", "null"]},
     },
-    "scoped_token": {
+    "scoped_credential": {
         "label": "Scoped API token",
         "description": "Check if the API token was created with scopes: such tokens only work through the API gateway.",
         "schema": {"type": ["boolean", "null"], "default": False},
@@ -59,10 +59,30 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "'read:jira-work write:jira-work read:jira-user offline_access'.",
         "schema": {"type": ["string", "null"]},
     },
-    "token_store": {
+    "grant_store": {
         "label": "Token store",
-        "description": "oauth2 only: where the rotating refresh token is kept: 'connection' (default), "
-        "'variable', or a class path 'package.module.ClassName'.",
+        "description": "oauth2 only: where the rotating refresh token is kept: 'connection' (default; "
+        "the connection must be in the metadata database), 'variable' (an Airflow Variable, for connections "
+        "from environment variables or a secrets backend), 'file' (a file on each host, see 'Token file'), "
+        "or a class path 'package.module.ClassName'.",
+        "schema": {"type": ["string", "null"], "default": "connection"},
+    },
+    "grant_file": {
+        "label": "Token file",
+        "description": "oauth2 with the 'file' store only: the JSON file that holds the live tokens (mode 0600). "
+        "Default: $AIRFLOW_HOME/jira_auth_tokens/<grant>.json.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "refresh_margin": {
+        "label": "Refresh margin (seconds)",
+        "description": "oauth2 only: refresh the access token this long before it expires (default 300; "
+        "never more than half of the lifetime Atlassian grants).",
+        "schema": {"type": ["number", "null"]},
+    },
+    "broker_url": {
+        "label": "Token broker URL",
+        "description": "oauth2 only: where tasks reach the provider's token broker on the api-server "
+        "(default: the api-server the worker already uses, + /jira-auth). https:// unless on loopback.",
         "schema": {"type": ["string", "null"]},
     },
     "auth_url": {
@@ -87,6 +107,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Keys renamed because Airflow masks every key containing "token" (AIRFLOW3.md: masking), which
+#: showed non-secret settings as "***" and stored that literally from the form's defaults.
+#: The old names keep working, with a deprecation warning naming the new key.
+RENAMED_KEYS: dict[str, str] = {
+    "scoped_credential": "scoped_token",
+    "grant_store": "token_store",
+    "grant_file": "token_file",
+    "broker_url": "token_broker_url",
+}
+
 SECRET_FIELDS = tuple(name for name, spec in CONN_FIELDS.items() if spec["schema"].get("format") == "password")
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -102,8 +132,19 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "password": "API token from id.atlassian.com",
         "cloud_id": "looked up from the site when empty",
         "scopes": "read:jira-work write:jira-work read:jira-user offline_access",
-        "token_store": "connection",
+        "grant_file": "$AIRFLOW_HOME/jira_auth_tokens/<grant>.json",
+        "broker_url": "https://airflow.example.com/jira-auth",
         "auth_url": DEFAULT_AUTH_URL,
         "api_url": DEFAULT_API_URL,
     },
 }
+
+
+def field_label(field: str) -> str:
+    """The form's label of a connection field (``"login"``, ``"extra.scopes"``), for messages."""
+    name = field.removeprefix("extra.")
+    if field in UI_FIELD_BEHAVIOUR["relabeling"]:
+        return UI_FIELD_BEHAVIOUR["relabeling"][field]
+    if name in CONN_FIELDS:
+        return CONN_FIELDS[name]["label"]
+    return {"host": "Host", "extra": "Extra", "conn_id": "Connection Id"}.get(field, field)

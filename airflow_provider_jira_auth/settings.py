@@ -6,6 +6,11 @@ they mean and rejects what cannot work, naming the field and the fix.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +24,17 @@ from airflow_provider_jira_auth.connection_fields import (
     DEFAULT_API_URL,
     DEFAULT_AUTH_URL,
     DEFAULT_TIMEOUT,
+    RENAMED_KEYS,
 )
+
+log = logging.getLogger(__name__)
+
+#: Upper bounds of the numbers a connection may set: beyond them requests (and the clock
+#: arithmetic of a refresh margin) stop making sense, or overflow.
+MAX_TIMEOUT = 600.0
+MAX_REFRESH_MARGIN = 3600.0
+
+_warned_renames: set[str] = set()
 
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
 _FALSE = {"false", "0", "no", "off", "n", "f", ""}
@@ -28,13 +43,34 @@ _FALSE = {"false", "0", "no", "off", "n", "f", ""}
 def extra_value(extra: Mapping[str, Any], name: str) -> Any:
     """The plain key first, then the ``extra__jira_cloud__<name>`` form older UIs stored.
 
-    Empty strings count as unset: the UI stores untouched optional fields as ``""``.
+    Empty strings count as unset: the UI stores untouched optional fields as ``""``. A key
+    renamed since (``RENAMED_KEYS``) is still read under its old name, with a deprecation warning.
     """
     for key in (name, f"extra__{CONN_TYPE}__{name}"):
         value = extra.get(key)
         if value is not None and value != "":
             return value
+    old = RENAMED_KEYS.get(name)
+    if old is not None:
+        value = extra_value(extra, old)
+        if value is not None:
+            message = f"Jira connection extra key {old!r} is deprecated: rename it to {name!r}"
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
+            if old not in _warned_renames:  # once per process in the task log
+                _warned_renames.add(old)
+                log.warning(message)
+            return value
     return None
+
+
+def grant_fingerprint(client_id: str, refresh_token: str) -> str:
+    """Names an OAuth grant without revealing its refresh token: the token stores key their state by it.
+
+    Two connections (or a connection and the copy Airflow's Test button makes of it) that hold
+    the same client id and seed refresh token share one grant, and so one token state.
+    """
+    digest = hashlib.sha256(f"airflow-provider-jira-auth/grant\0{client_id}\0{refresh_token}".encode())
+    return digest.hexdigest()[:24]
 
 
 def _parse_bool(value: Any, name: str, default: bool) -> bool:
@@ -61,20 +97,42 @@ def _parse_verify(value: Any) -> bool | str:
     return text  # a CA bundle path, handed to requests as is
 
 
-def _parse_seconds(value: Any, name: str, default: float) -> float:
+def _parse_seconds(value: Any, name: str, default: float, maximum: float) -> float:
     if value is None:
         return default
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
+        seconds = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError, OverflowError):
         seconds = -1.0
-    if not seconds > 0:
-        raise JiraConfigError(f"extra.{name}", f"{value!r} is not a positive number of seconds; use e.g. {default:g}")
+    if not (math.isfinite(seconds) and 0 < seconds <= maximum):
+        raise JiraConfigError(
+            f"extra.{name}", f"{value!r} is not a positive number of seconds up to {maximum:g}; use e.g. {default:g}"
+        )
     return seconds
 
 
 def _parse_timeout(value: Any) -> float:
-    return _parse_seconds(value, "timeout", DEFAULT_TIMEOUT)
+    return _parse_seconds(value, "timeout", DEFAULT_TIMEOUT, MAX_TIMEOUT)
+
+
+def _parse_extra(extra: Any) -> dict[str, Any]:
+    """The extra as a dict; a string that is not a JSON object is an error, never silently ``{}``."""
+    if extra is None or extra == "":
+        return {}
+    if isinstance(extra, Mapping):
+        return dict(extra)
+    try:
+        value = json.loads(extra)
+    except ValueError as exc:
+        raise JiraConfigError(
+            "extra",
+            f"is not valid JSON (line {getattr(exc, 'lineno', '?')}, column {getattr(exc, 'colno', '?')}: "
+            f"{getattr(exc, 'msg', exc)}); write it as a JSON object, e.g. "
+            '{"auth_type": "oauth2", "client_id": "..."}',
+        ) from None
+    if not isinstance(value, dict):
+        raise JiraConfigError("extra", f"must be a JSON object, not {type(value).__name__}; e.g. {{\"auth_type\": \"basic\"}}")
+    return value
 
 
 def _parse_scopes(value: Any) -> tuple[str, ...]:
@@ -94,12 +152,12 @@ class JiraConnectionSettings:
     email: str | None = None
     api_token: str | None = field(default=None, repr=False)
     cloud_id: str | None = None
-    scoped_token: bool = False
+    scoped_credential: bool = False
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     refresh_token: str | None = field(default=None, repr=False)
     scopes: tuple[str, ...] = ()
-    token_store: str | None = None
+    grant_store: str | None = None
     auth_url: str = DEFAULT_AUTH_URL
     api_url: str = DEFAULT_API_URL
     timeout: float = DEFAULT_TIMEOUT
@@ -110,7 +168,24 @@ class JiraConnectionSettings:
     @property
     def uses_gateway(self) -> bool:
         """3LO and scoped API tokens only work through the API gateway (see ATLASSIAN.md)."""
-        return self.auth_type == "oauth2" or self.scoped_token or bool(self.cloud_id)
+        return self.auth_type == "oauth2" or self.scoped_credential or bool(self.cloud_id)
+
+    @property
+    def grant_id(self) -> str | None:
+        """3LO: the fingerprint of the grant this connection holds (see :func:`grant_fingerprint`).
+
+        The connection store rewrites ``refresh_token`` on every rotation, so it pins the
+        fingerprint of the grant's first token in the extra (``grant_id``); other stores leave
+        the connection's refresh token as the grant's seed.
+        """
+        if self.auth_type != "oauth2" or not self.client_id:
+            return None
+        pinned = extra_value(self.extra, "grant_id")
+        if pinned and (self.grant_store or "connection") == "connection":
+            return str(pinned)
+        if not self.refresh_token:
+            return None
+        return grant_fingerprint(self.client_id, self.refresh_token)
 
     def rest_url(self, cloud_id: str | None = None) -> str:
         """The REST root these settings call: the site, or the gateway for ``cloud_id``."""
@@ -123,13 +198,19 @@ class JiraConnectionSettings:
 
     @classmethod
     def of(cls, conn_id: str, conn: Any, **extra_overrides: Any) -> JiraConnectionSettings:
-        """From any Airflow connection object (SDK or ORM): its host, login, password, schema, extra."""
+        """From any Airflow connection object (SDK or ORM): its host, login, password, schema, extra.
+
+        The raw extra is parsed here, not through ``extra_dejson``, which turns invalid JSON into
+        ``{}`` and would make every later message blame the wrong field.
+        """
+        raw = getattr(conn, "extra", None)
+        extra = _parse_extra(raw) if isinstance(raw, str) else dict(conn.extra_dejson)
         return cls.from_connection(
             conn_id,
             host=conn.host,
             login=conn.login,
             password=conn.password,
-            extra={**conn.extra_dejson, **extra_overrides},
+            extra={**extra, **extra_overrides},
             schema=conn.schema,
         )
 
@@ -145,7 +226,7 @@ class JiraConnectionSettings:
         schema: str | None = None,
     ) -> JiraConnectionSettings:
         """Validate a connection's fields; raise :class:`JiraConfigError` naming the field to fix."""
-        extra = dict(extra or {})
+        extra = _parse_extra(extra)
         default_scheme = schema.lower() if schema and schema.lower() in ("http", "https") else "https"
         if not host or not str(host).strip():
             raise JiraConfigError(
@@ -165,19 +246,21 @@ class JiraConnectionSettings:
             site_url=site_url,
             auth_type=auth_type,
             cloud_id=str(extra_value(extra, "cloud_id") or "").strip() or None,
-            scoped_token=_parse_bool(extra_value(extra, "scoped_token"), "scoped_token", False),
+            scoped_credential=_parse_bool(extra_value(extra, "scoped_credential"), "scoped_credential", False),
             scopes=_parse_scopes(extra_value(extra, "scopes")),
-            token_store=extra_value(extra, "token_store"),
+            grant_store=_parse_store(extra_value(extra, "grant_store")),
             auth_url=normalize_base_url(extra_value(extra, "auth_url") or DEFAULT_AUTH_URL, "extra.auth_url"),
             api_url=normalize_base_url(extra_value(extra, "api_url") or DEFAULT_API_URL, "extra.api_url"),
             timeout=_parse_timeout(extra_value(extra, "timeout")),
-            refresh_margin=_parse_seconds(extra_value(extra, "refresh_margin"), "refresh_margin", DEFAULT_EXPIRY_MARGIN),
+            refresh_margin=_parse_seconds(
+                extra_value(extra, "refresh_margin"), "refresh_margin", DEFAULT_EXPIRY_MARGIN, MAX_REFRESH_MARGIN
+            ),
             verify=_parse_verify(extra_value(extra, "verify")),
             extra=extra,
         )
         if auth_type == "basic":
             return cls(**common, **_basic_credentials(login, password, extra))
-        return cls(**common, **_oauth2_credentials(conn_id, extra, common["token_store"]))
+        return cls(**common, **_oauth2_credentials(conn_id, extra, common["grant_store"]))
 
 
 def _basic_credentials(login: str | None, password: str | None, extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,9 +282,13 @@ def _basic_credentials(login: str | None, password: str | None, extra: Mapping[s
     return {"email": str(login).strip(), "api_token": str(password)}
 
 
-def _oauth2_credentials(conn_id: str, extra: Mapping[str, Any], token_store: str | None) -> dict[str, Any]:
+def _parse_store(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
+def _oauth2_credentials(conn_id: str, extra: Mapping[str, Any], grant_store: str | None) -> dict[str, Any]:
     values = {name: extra_value(extra, name) for name in ("client_id", "client_secret", "refresh_token")}
-    if token_store not in (None, "connection"):
+    if grant_store not in (None, "connection"):
         # Another store holds the live refresh token; the connection's is only its first seed.
         values["refresh_token"] = values["refresh_token"] or ""
     fixes = {

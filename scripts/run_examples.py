@@ -101,8 +101,8 @@ def main() -> int:
         print(
             f"\n{OAUTH_CONN_ID}: Atlassian rotated the refresh token {emu.stats.token_refreshes} time(s); "
             f"the connection now holds the live one: {stored['refresh_token'] != seed_token} "
-            f"(rotated at {_iso(stored.get('refresh_token_rotated_at'))}, access token cached until "
-            f"{_iso(stored.get('access_token_expires_at'))})"
+            f"(rotated at {_iso(stored.get('refresh_rotated_at'))}, access token cached until "
+            f"{_iso(stored.get('access_expires_at'))})"
         )
 
         created = [key for key in emu.issue_keys() if key not in set(keys)]

@@ -8,17 +8,17 @@ import requests
 from requests.auth import AuthBase
 
 _TOKEN_HINT = (
-    "Check the connection's login (the account email) and password (the API token); API tokens "
-    "created since December 2024 expire, so create a new one if it has. "
+    "Check the connection's 'Email (basic auth)' (login: the account email) and 'API token (basic auth)' "
+    "(password: the API token); API tokens created since December 2024 expire, so create a new one if it has. "
 )
 SITE_HINT = _TOKEN_HINT + (
     "If this is a scoped API token (created with scopes), it only works through the API gateway: "
-    "set scoped_token to true, or set cloud_id, in the connection's extra"
+    "tick 'Scoped API token' (extra scoped_credential), or set 'Cloud ID'"
 )
 GATEWAY_HINT = _TOKEN_HINT + (
     "Through the API gateway only scoped API tokens are accepted, and only with the scopes the "
-    "call needs: check the token's scopes, or clear cloud_id and scoped_token to call the site "
-    "URL with a classic token"
+    "call needs: check the token's scopes, or clear 'Cloud ID' and 'Scoped API token' (extra "
+    "scoped_credential) to call the site URL with a classic token"
 )
 
 

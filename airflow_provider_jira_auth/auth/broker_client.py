@@ -98,7 +98,11 @@ class BrokerTokenProvider:
             # A refused connection (nothing sent) and 502/503/504 are still retried.
             response = self.retry.call("POST", "jira-auth/token", send)
         except requests.RequestException as exc:
-            raise JiraTransportError("POST", endpoint, exc) from None
+            raise JiraTransportError(
+                "POST", endpoint, exc, peer="the token broker on the Airflow api-server",
+                hint="; check that the api-server runs and that broker_url (or [core] execution_api_server_url) "
+                "points to it",
+            ) from None
         return self._state(response, endpoint)
 
     def _state(self, response: requests.Response, endpoint: str) -> TokenState:
@@ -118,9 +122,9 @@ class BrokerTokenProvider:
         kind = payload.get("error") if isinstance(payload, dict) else None
         if response.status_code == 404:
             raise JiraConfigError(
-                "extra.token_broker_url",
+                "extra.broker_url",
                 f"{endpoint} answered 404: the api-server does not run this provider's token broker. Install "
-                "airflow-provider-jira-auth on the api-server too, or set token_broker_url to its /jira-auth URL",
+                "airflow-provider-jira-auth on the api-server too, or set broker_url to its /jira-auth URL",
             )
         if response.status_code == 403 and kind == "stale":
             raise JiraOAuthError(

@@ -25,20 +25,28 @@ class JiraError(Exception):
 
 
 class JiraConfigError(JiraError, ValueError):
-    """The connection's configuration is wrong; ``field`` names the culprit."""
+    """The connection's configuration is wrong; ``field`` names the culprit.
+
+    The message names the field by its label in Airflow's connection form, then by its key
+    (for connections written as JSON or URIs): ``'API token (basic auth)' (password): ...``.
+    """
 
     def __init__(self, field: str, message: str) -> None:
+        from airflow_provider_jira_auth.connection_fields import field_label
+
         self.field = field
-        super().__init__(f"Jira connection field {field!r}: {message}")
+        self.label = field_label(field)
+        where = repr(self.label) if self.label == field else f"{self.label!r} ({field})"
+        super().__init__(f"Jira connection field {where}: {message}")
 
 
 class JiraTransportError(JiraError):
     """The request never got an HTTP answer (DNS, refused, timeout, dropped connection)."""
 
-    def __init__(self, method: str, path: str, cause: BaseException) -> None:
+    def __init__(self, method: str, path: str, cause: BaseException, *, peer: str = "Jira", hint: str = "") -> None:
         self.method = method
         self.path = path
-        super().__init__(f"{method} {path}: no answer from Jira ({type(cause).__name__}: {cause})")
+        super().__init__(f"{method} {path}: no answer from {peer} ({type(cause).__name__}: {cause}){hint}")
 
 
 class JiraHTTPError(JiraError):

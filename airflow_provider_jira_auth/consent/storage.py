@@ -44,10 +44,11 @@ def save_consent(
     """Store the new grant where Airflow keeps the connection; say what was done."""
     from airflow_provider_jira_auth.auth.stores.airflow_db import state_into_extra
     from airflow_provider_jira_auth.hooks.token_provider import store_for
-    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value, grant_fingerprint
 
     extra = {**(existing.extra_dejson if existing is not None else {}), **fields["extra"]}
-    extra = state_into_extra(extra, state)
+    # A consent starts a new grant: its own token state, apart from the previous grant's.
+    extra = state_into_extra(extra, state, grant_fingerprint(str(extra_value(extra, "client_id")), state.refresh_token))
     settings = JiraConnectionSettings.from_connection(
         conn_id, host=fields["host"], login=None, password=None, extra=extra
     )
@@ -66,12 +67,12 @@ def save_consent(
         if store.kind == "connection" and not print_only:
             messages.append(
                 "Airflow cannot write such a connection back when Atlassian rotates its token: add "
-                '"token_store": "variable" to its extra so the provider keeps the live token in an Airflow Variable.'
+                '"grant_store": "variable" to its extra so the provider keeps the live token in an Airflow Variable.'
             )
         return "\n".join(messages)
-    # Under the store's lock, so that no refresh running now writes the old grant back over it
-    # (the store's compare-and-swap then sees the new refresh token and keeps it).
-    with store.lock():
+    # Under the lock of the grant being replaced, so that no refresh running now writes the old
+    # grant back over it (the store's compare-and-swap then sees the new refresh token and keeps it).
+    with _previous_grant_lock(conn_id, existing, settings.grant_id), store.lock():
         if not outside_airflow:
             _write_db_connection(conn_id, fields["host"], extra)
             messages.append(f"Connection {conn_id!r} {'updated' if existing is not None else 'created'} in the metadata database.")
@@ -80,6 +81,21 @@ def save_consent(
             store.save(state, None)
             messages.append(f"The new grant's tokens were written to the {store.describe()}.")
     return "\n".join(messages)
+
+
+def _previous_grant_lock(conn_id: str, existing: Any, new_grant_id: str | None) -> Any:
+    from contextlib import nullcontext
+
+    from airflow_provider_jira_auth.hooks.token_provider import store_for
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    try:
+        previous = JiraConnectionSettings.of(conn_id, existing) if existing is not None else None
+    except Exception:  # a broken previous configuration has no refresh running
+        return nullcontext()
+    if previous is None or previous.auth_type != "oauth2" or previous.grant_id in (None, new_grant_id):
+        return nullcontext()
+    return store_for(previous).lock()
 
 
 def _write_db_connection(conn_id: str, host: str, extra: dict[str, Any]) -> None:
@@ -121,11 +137,11 @@ def connection_status(conn_id: str) -> dict[str, Any]:
         report["login"] = settings.email
         return report
     store = store_for(settings)
-    report["token_store"] = store.describe()
+    report["grant_store"] = store.describe()
     report["requested_scopes"] = list(settings.scopes)
     state = store.load()
     if state is None:
-        report["refresh_token"] = "none yet: run airflow-jira-auth authorize"
+        report["grant"] = "none yet: run airflow-jira-auth authorize"
         return report
     report.update(token_health(state))
     if state.refresh_started_at is not None:

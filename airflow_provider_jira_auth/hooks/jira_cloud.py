@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -43,10 +44,10 @@ def token_health(state: TokenState) -> dict[str, Any]:
     age = (now - state.rotated_at) / 86400 if state.rotated_at else None
     return {
         "granted_scopes": list(state.scopes),
-        "access_token_expires_at": iso_utc(state.expires_at),
-        "access_token_valid_for_s": round(max(state.access_token_valid_for(now), 0.0)),
-        "refresh_token_rotated_at": iso_utc(state.rotated_at),
-        "refresh_token_age_days": None if age is None else round(age, 2),
+        "access_expires_at": iso_utc(state.expires_at),
+        "access_valid_for_s": round(max(state.access_token_valid_for(now), 0.0)),
+        "refresh_rotated_at": iso_utc(state.rotated_at),
+        "refresh_age_days": None if age is None else round(age, 2),
         "days_until_inactivity_expiry": None if age is None else round(INACTIVITY_EXPIRY_DAYS - age, 2),
     }
 
@@ -190,7 +191,7 @@ class JiraCloudHook(BaseHook):
         if settings.auth_type == "oauth2":
             self.get_conn()
             assert self._token_provider is not None
-            status.update(token_health(self._token_provider.get_token(0.0)), token_source=self._token_provider.describe())
+            status.update(token_health(self._token_provider.get_token(0.0)), grant_source=self._token_provider.describe())
         return status
 
     def keep_alive(self, max_age_days: float = 7.0) -> dict[str, Any]:
@@ -204,26 +205,50 @@ class JiraCloudHook(BaseHook):
         self.get_conn()
         assert self._token_provider is not None
         state = self._token_provider.get_token(0.0)
-        age_days = token_health(state)["refresh_token_age_days"]
+        age_days = token_health(state)["refresh_age_days"]
         if age_days is None or age_days >= max_age_days:
             log.info("Refresh token of %r is %s days old: refreshing to keep the grant alive", self.jira_conn_id, age_days)
             self._token_provider.refresh_now()
         return self.token_status()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Call ``/myself``; answer ``(False, what is wrong and how to fix it)`` on any failure."""
+        """Call ``/myself``; answer ``(False, what is wrong and how to fix it)`` on any failure.
+
+        Airflow's Test button tests a *copy* of the stored connection under a random id. For 3LO
+        that copy must not spend a refresh token that is no longer the live one (Atlassian would
+        revoke the whole grant): the token stores key their state by the grant, so the copy finds
+        the stored connection's live state, and refreshes, if at all, under that grant's lock
+        and into that grant's store, exactly as a task would. Where no live state can be found,
+        the test says so and sends nothing.
+        """
         try:
             self.__dict__.pop("settings", None)
             self._client = None
             settings = self.settings
             me = self.get_conn().myself()
+            checked = self._test_summary(settings)
         except JiraError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI shows the message: keep it, whatever broke
             return False, f"{type(exc).__name__}: {exc}"
         route = "the API gateway" if settings.uses_gateway else "the site URL"
         who = me.get("displayName") or me.get("accountId") or "unknown user"
-        return True, f"Connected to {settings.site_url} through {route} as {who} ({settings.auth_type} auth)"
+        kind = "OAuth 2.0 (3LO)" if settings.auth_type == "oauth2" else "API token"
+        return True, f"Connected to {settings.site_url} through {route} as {who} ({kind}). {checked}"
+
+    def _test_summary(self, settings: JiraConnectionSettings) -> str:
+        if settings.auth_type != "oauth2":
+            scoped = "scoped " if settings.scoped_credential else ""
+            return f"Checked: GET /rest/api/3/myself with the {scoped}API token."
+        assert self._token_provider is not None
+        health = token_health(self._token_provider.get_token(0.0))
+        scopes = " ".join(health["granted_scopes"]) or "not reported"
+        age = health["refresh_age_days"]
+        age_text = "unknown" if age is None else f"{age:g} days"
+        return (
+            f"Checked: GET /rest/api/3/myself with the grant's access token. Granted scopes: {scopes}. "
+            f"Refresh token age: {age_text}. {self._token_provider.describe()}."
+        )
 
     # -- the connection form for Airflow 3.0 and 3.1 (3.2+ reads provider info) -------------
 
@@ -268,7 +293,12 @@ class JiraCloudHook(BaseHook):
         Airflow masks ``conn.password`` and the extra string, not values taken out of
         ``extra_dejson``. Triggers fetch the connection with ``await BaseHook.aget_connection``.
         """
-        extra = conn.extra_dejson
+        try:  # not extra_dejson: it logs a traceback for invalid JSON, which settings then names
+            raw = conn.extra
+            extra = json.loads(raw) if isinstance(raw, str) and raw.strip() else dict(conn.extra_dejson)
+            extra = extra if isinstance(extra, dict) else {}
+        except ValueError:
+            extra = {}
         # The stored access token too: the connection store keeps it in the extra.
         for secret in (conn.password, extra_value(extra, "access_token"), *(extra_value(extra, n) for n in SECRET_FIELDS)):
             _mask(secret)

@@ -29,25 +29,29 @@ BROKER_TIMEOUT = 300.0
 
 
 def store_for(settings: JiraConnectionSettings) -> TokenStore:
-    """The store named by the connection's ``token_store`` extra (default: the connection)."""
+    """The store named by the connection's ``grant_store`` extra (default: the connection).
+
+    Built-in stores key the state by the grant (``settings.grant_id``), so every connection that
+    holds one grant, including the copy Airflow's Test button makes, shares one live state.
+    """
     from airflow_provider_jira_auth.auth.stores.base import TokenStore
 
-    name = (settings.token_store or "connection").strip()
+    name = (settings.grant_store or "connection").strip()
     if name == "connection":
         from airflow_provider_jira_auth.auth.stores.airflow_db import ConnectionTokenStore
 
-        return ConnectionTokenStore(settings.conn_id)
+        return ConnectionTokenStore(settings.conn_id, grant_id=settings.grant_id)
     if name == "variable":
         from airflow_provider_jira_auth.auth.stores.airflow_db import VariableTokenStore
 
-        return VariableTokenStore(settings.conn_id, seed_refresh_token=settings.refresh_token)
+        return VariableTokenStore(settings.conn_id, seed_refresh_token=settings.refresh_token, grant_id=settings.grant_id)
     if name == "file":
         from airflow_provider_jira_auth.auth.stores.file import FileTokenStore
 
         return FileTokenStore.from_settings(settings)
     if "." not in name:
         raise JiraConfigError(
-            "extra.token_store",
+            "extra.grant_store",
             f"{name!r} is not a store; use 'connection', 'variable', 'file' or a class path like 'my_pkg.stores.VaultStore'",
         )
     from airflow.utils.module_loading import import_string
@@ -55,9 +59,9 @@ def store_for(settings: JiraConnectionSettings) -> TokenStore:
     try:
         store_class = import_string(name)
     except ImportError as exc:
-        raise JiraConfigError("extra.token_store", f"cannot import {name!r}: {exc}") from None
+        raise JiraConfigError("extra.grant_store", f"cannot import {name!r}: {exc}") from None
     if not (isinstance(store_class, type) and issubclass(store_class, TokenStore)):
-        raise JiraConfigError("extra.token_store", f"{name!r} is not a subclass of {TokenStore.__module__}.TokenStore")
+        raise JiraConfigError("extra.grant_store", f"{name!r} is not a subclass of {TokenStore.__module__}.TokenStore")
     return store_class.from_settings(settings)
 
 
@@ -119,16 +123,34 @@ def token_provider_for(settings: JiraConnectionSettings, *, margin: float | None
 
 
 def broker_url(settings: JiraConnectionSettings) -> str:
-    """``token_broker_url`` from the extra, else the api-server this worker already talks to."""
+    """``broker_url`` from the extra, else the api-server this worker already talks to.
+
+    The broker answers with access tokens: like every other URL of a connection it must be
+    ``https://`` unless it is on a loopback host.
+    """
+    from airflow_provider_jira_auth.client.urls import is_loopback_host, normalize_base_url
     from airflow_provider_jira_auth.settings import extra_value
 
-    configured = extra_value(settings.extra, "token_broker_url")
+    configured = extra_value(settings.extra, "broker_url")
     if configured:
-        return str(configured).rstrip("/")
+        return normalize_base_url(str(configured), "extra.broker_url")
     from airflow.configuration import conf
 
     base = (conf.get("core", "execution_api_server_url", fallback=None) or "").rstrip("/")
     if base.endswith("/execution"):
         base = base[: -len("/execution")]
     base = base or (conf.get("api", "base_url", fallback=None) or "http://localhost:8080").rstrip("/")
-    return base + BROKER_URL_PREFIX
+    url = base + BROKER_URL_PREFIX
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+        key = ("broker-http", url)
+        if key not in _announced:
+            _announced.add(key)
+            log.warning(
+                "Jira connection %r: the token broker at %s is reached over plain http, so access tokens cross "
+                "the network in clear text: serve the api-server over https, or set broker_url to an https URL",
+                settings.conn_id, url,
+            )
+    return url

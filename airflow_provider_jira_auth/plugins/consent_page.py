@@ -334,9 +334,9 @@ def _page(
         for row in rows:
             conn, health = row["conn"], row["health"]
             rotated = (
-                f"obtained {_when(health['refresh_token_rotated_at'])}"
-                if health.get("refresh_token_rotated_at")
-                else health.get("refresh_token") or health.get("problem") or "-"
+                f"obtained {_when(health['refresh_rotated_at'])}"
+                if health.get('refresh_rotated_at')
+                else health.get("grant") or health.get("problem") or "-"
             )
             days = health.get("days_until_inactivity_expiry")
             button = (

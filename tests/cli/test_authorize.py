@@ -111,7 +111,7 @@ def test_status_shows_token_health_without_secrets(jira_emulator):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["auth_type"] == "oauth2" and report["cloud_id"] == emu.cloud_id
-    assert report["token_store"].startswith("connection 'jira_status'")
+    assert report["grant_store"].startswith("connection 'jira_status'")
     assert 89 < report["days_until_inactivity_expiry"] <= 90
     assert "read:jira-work" in report["granted_scopes"]
     for secret in (extra["refresh_token"], extra["access_token"], app.client_secret):

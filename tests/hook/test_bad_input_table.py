@@ -28,26 +28,38 @@ def basic(emu, **changes):
 CASES = {
     # name: (connection(emu), emulator set-up, call, exception, words the message must hold)
     "missing host": (
-        lambda emu: basic(emu, host=""), None, ("GET", "myself"), JiraConfigError, ["'host'", "https://your-site.atlassian.net"],
+        lambda emu: basic(emu, host=""), None, ("GET", "myself"), JiraConfigError, ["'Site URL' (host)", "https://your-site.atlassian.net"],
     ),
     "host that is not a URL": (
-        lambda emu: basic(emu, host="not a url"), None, ("GET", "myself"), JiraConfigError, ["'host'"],
+        lambda emu: basic(emu, host="not a url"), None, ("GET", "myself"), JiraConfigError, ["'Site URL' (host)"],
     ),
     "http to a non-loopback host": (
-        lambda emu: basic(emu, host="http://acme.atlassian.net"), None, ("GET", "myself"), JiraConfigError, ["'host'", "https://"],
+        lambda emu: basic(emu, host="http://acme.atlassian.net"), None, ("GET", "myself"), JiraConfigError, ["'Site URL' (host)", "https://"],
     ),
     "unknown auth_type": (
-        lambda emu: basic(emu, extra={"auth_type": "token"}), None, ("GET", "myself"), JiraConfigError, ["'extra.auth_type'", "'basic'", "'oauth2'"],
+        lambda emu: basic(emu, extra={"auth_type": "token"}), None, ("GET", "myself"), JiraConfigError, ["'Auth type' (extra.auth_type)", "'basic'", "'oauth2'"],
     ),
     "basic without email": (
-        lambda emu: basic(emu, login=""), None, ("GET", "myself"), JiraConfigError, ["'login'", "email"],
+        lambda emu: basic(emu, login=""), None, ("GET", "myself"), JiraConfigError, ["'Email (basic auth)' (login)", "email"],
     ),
     "basic without token": (
-        lambda emu: basic(emu, password=""), None, ("GET", "myself"), JiraConfigError, ["'password'", "API token"],
+        lambda emu: basic(emu, password=""), None, ("GET", "myself"), JiraConfigError, ["'API token (basic auth)' (password)", "API token"],
     ),
     "scoped token against the site URL": (
         lambda emu: basic(emu, login=emu.default_scoped_user.email, password=emu.default_scoped_user.api_token),
-        None, ("GET", "myself"), JiraAuthenticationError, ["401", "scoped API token", "cloud_id"],
+        None, ("GET", "myself"), JiraAuthenticationError, ["401", "scoped API token", "'Scoped API token' (extra scoped_credential)", "'Cloud ID'"],
+    ),
+    "an extra that is not JSON": (
+        lambda emu: json.dumps({**json.loads(basic(emu)), "extra": '{"auth_type": "oauth2", client_id: 1}'}),
+        None, ("GET", "myself"), JiraConfigError, ["'Extra' (extra)", "not valid JSON (line 1, column 25"],
+    ),
+    "a broker URL in clear text over the network": (
+        lambda emu: json.dumps({**json.loads(emu.connection_json("oauth2", broker_url="http://10.0.0.5:8080/jira-auth"))}),
+        None, "broker_url", JiraConfigError, ["'Token broker URL' (extra.broker_url)", "https://"],
+    ),
+    "a broker URL that is not http(s)": (
+        lambda emu: json.dumps({**json.loads(emu.connection_json("oauth2", broker_url="file:///etc/passwd"))}),
+        None, "broker_url", JiraConfigError, ["'Token broker URL' (extra.broker_url)", "https://"],
     ),
     "bad JQL shows Jira's message": (
         lambda emu: basic(emu), None, ("POST", "search/jql", {"jql": "project = ENG AND nonsense ~~ x"}),
@@ -72,12 +84,16 @@ def test_bad_input_gets_a_clear_error(case, jira_emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_BAD", conn_json)
     if setup:
         setup(emu)
-    method, path, *rest = call
-    body = rest[0] if rest else None
-    params = rest[1] if len(rest) > 1 else None
-
     with pytest.raises(error) as caught:
-        JiraCloudHook("jira_bad").request(method, path, json=body, params=params)
+        if call == "broker_url":  # what a task asks first: where its token broker is
+            from airflow_provider_jira_auth.hooks.token_provider import broker_url
+
+            broker_url(JiraCloudHook("jira_bad").settings)
+        else:
+            method, path, *rest = call
+            body = rest[0] if rest else None
+            params = rest[1] if len(rest) > 1 else None
+            JiraCloudHook("jira_bad").request(method, path, json=body, params=params)
 
     message = str(caught.value)
     for word in words:
@@ -93,7 +109,7 @@ def test_the_test_button_reports_the_problem_instead_of_raising(jira_emulator, m
         basic(emu, login=emu.default_scoped_user.email, password=emu.default_scoped_user.api_token),
     )
     ok, message = JiraCloudHook("jira_bad").test_connection()
-    assert not ok and "cloud_id" in message
+    assert not ok and "'Cloud ID'" in message
 
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_BAD", basic(emu))
     ok, message = JiraCloudHook("jira_bad").test_connection()

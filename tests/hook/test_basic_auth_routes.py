@@ -21,7 +21,7 @@ def test_a_classic_token_calls_the_site_url(jira_emulator, monkeypatch):
 def test_a_scoped_token_flag_looks_up_the_cloud_id_and_calls_the_gateway(jira_emulator, monkeypatch):
     emu = jira_emulator
     conn = json.loads(emu.connection_json("scoped"))
-    conn["extra"] = {"scoped_token": True, "api_url": emu.api_url}  # no cloud_id: looked up
+    conn["extra"] = {"scoped_credential": True, "api_url": emu.api_url}  # no cloud_id: looked up
     hook = connect(monkeypatch, json.dumps(conn))
 
     assert hook.request("GET", "myself")["emailAddress"] == emu.default_scoped_user.email

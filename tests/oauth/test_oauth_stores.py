@@ -143,7 +143,7 @@ def test_file_store_starts_from_the_seed_refresh_token_until_the_first_save(tmp_
     assert store.load().refresh_token == "rt-secret-2"
 
 
-def test_file_store_from_settings_reads_token_file_or_defaults_under_airflow_home(
+def test_file_store_from_settings_reads_grant_file_or_defaults_under_airflow_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
@@ -156,9 +156,10 @@ def test_file_store_from_settings_reads_token_file_or_defaults_under_airflow_hom
             CONN_ID, host="https://x.atlassian.net", login=None, password=None, extra={**extra, **more}
         )
 
-    chosen = FileTokenStore.from_settings(settings(token_file=str(tmp_path / "mine.json")))
+    chosen = FileTokenStore.from_settings(settings(grant_file=str(tmp_path / "mine.json")))
     default = FileTokenStore.from_settings(settings())
 
     assert chosen.path == tmp_path / "mine.json"
-    assert default.path == tmp_path / "jira_auth_tokens" / f"{CONN_ID}.json"
+    # Named after the grant, so every connection holding it (and Airflow's Test copy) shares it.
+    assert default.path == tmp_path / "jira_auth_tokens" / f"grant-{settings().grant_id}.json"
     assert default.load() == TokenState(refresh_token="rt-secret-seed")

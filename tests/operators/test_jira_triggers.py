@@ -144,7 +144,7 @@ def test_in_a_triggerer_process_3lo_tokens_come_from_the_token_broker(
     # An env-var connection keeps its rotating state in a Variable the broker (api-server) writes.
     monkeypatch.setenv(
         "AIRFLOW_CONN_JIRA_TRIGGERER",
-        emu.connection_json("oauth2", token_store="variable", token_broker_url=token_broker),
+        emu.connection_json("oauth2", grant_store="variable", broker_url=token_broker),
     )
     monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "client")  # what the triggerer sets for its triggers
     asked: list[float] = []

@@ -31,10 +31,49 @@ def test_cloud_id_sends_basic_auth_through_the_gateway():
     assert s.rest_url() == "https://api.atlassian.com/ex/jira/c-1/rest/api/3"
 
 
-def test_scoped_token_flag_needs_the_gateway_and_asks_for_a_cloud_id():
-    s = settings(**{**BASIC, "extra": {"scoped_token": "true"}})
+def test_scoped_credential_flag_needs_the_gateway_and_asks_for_a_cloud_id():
+    s = settings(**{**BASIC, "extra": {"scoped_credential": "true"}})
     assert s.uses_gateway
     assert s.rest_url("c-9").endswith("/ex/jira/c-9/rest/api/3")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value", "attribute", "expected"),
+    [
+        ("scoped_token", "scoped_credential", "true", "scoped_credential", True),
+        ("token_store", "grant_store", "variable", "grant_store", "variable"),
+    ],
+)
+def test_keys_renamed_so_airflow_stops_masking_them_still_work_under_their_old_names(old, new, value, attribute, expected):
+    with pytest.warns(DeprecationWarning, match=f"{old!r} is deprecated: rename it to {new!r}"):
+        s = settings(**{**OAUTH, "extra": {**OAUTH["extra"], old: value}})
+    assert getattr(s, attribute) == expected
+
+
+def test_the_new_key_wins_over_the_old_one():
+    s = settings(**{**BASIC, "extra": {"scoped_token": "true", "scoped_credential": "false"}})
+    assert s.scoped_credential is False
+
+
+def test_an_extra_that_is_not_json_is_named_instead_of_silently_dropped():
+    class Conn:
+        host, login, password, schema = "https://acme.atlassian.net", None, None, None
+        extra = '{not json'
+        extra_dejson: dict = {}  # what Airflow makes of it: nothing, and a log line
+
+    with pytest.raises(JiraConfigError) as caught:
+        JiraConnectionSettings.of("jira_test", Conn())
+    assert caught.value.field == "extra"
+    assert "not valid JSON (line 1, column 2" in str(caught.value)
+
+
+def test_errors_name_the_form_label_first_then_the_key():
+    with pytest.raises(JiraConfigError) as caught:
+        settings(**dict(BASIC, password=None))
+    assert str(caught.value).startswith("Jira connection field 'API token (basic auth)' (password): ")
+    with pytest.raises(JiraConfigError) as caught:
+        settings(**dict(BASIC, extra={"scoped_credential": "perhaps"}))
+    assert str(caught.value).startswith("Jira connection field 'Scoped API token' (extra.scoped_credential): ")
 
 
 def test_oauth2_always_uses_the_gateway():
@@ -74,7 +113,14 @@ BAD_INPUT = [
     (dict(BASIC, login=None, extra={"client_id": "x"}), "login", "auth_type to 'oauth2'"),
     (dict(BASIC, extra={"timeout": "soon"}), "extra.timeout", "positive number"),
     (dict(BASIC, extra={"timeout": -3}), "extra.timeout", "positive number"),
-    (dict(BASIC, extra={"scoped_token": "perhaps"}), "extra.scoped_token", "true or false"),
+    (dict(BASIC, extra={"timeout": "inf"}), "extra.timeout", "positive number"),
+    (dict(BASIC, extra={"timeout": 1e308}), "extra.timeout", "up to 600"),
+    (dict(BASIC, extra={"timeout": "NaN"}), "extra.timeout", "positive number"),
+    (dict(BASIC, extra={"timeout": True}), "extra.timeout", "positive number"),
+    (dict(OAUTH, extra={**OAUTH["extra"], "refresh_margin": 1e12}), "extra.refresh_margin", "up to 3600"),
+    (dict(BASIC, extra={"scoped_credential": "perhaps"}), "extra.scoped_credential", "true or false"),
+    (dict(BASIC, extra='{"auth_type": "oauth2",}'), "extra", "not valid JSON"),
+    (dict(BASIC, extra='["oauth2"]'), "extra", "JSON object"),
     (dict(BASIC, extra={"api_url": "http://proxy.corp.example"}), "extra.api_url", "https://"),
     (dict(OAUTH, extra={**OAUTH["extra"], "client_id": None}), "extra.client_id", "developer console"),
     (dict(OAUTH, extra={**OAUTH["extra"], "client_secret": ""}), "extra.client_secret", "developer console"),

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from airflow_provider_jira_auth.client.errors import JiraGrantRevokedError, JiraTokenStoreError
+from airflow_provider_jira_auth.settings import grant_fingerprint
 from tests.db_connections import connection_extra, put_connection, variable_value
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "server_context")
@@ -44,7 +45,7 @@ def test_first_call_refreshes_and_writes_the_rotated_token_back_to_the_connectio
     stored = connection_extra("jira_wb")
     assert me["accountId"]
     assert stored["refresh_token"] != seed
-    assert stored["access_token"] and float(stored["access_token_expires_at"]) > time.time() + 3000
+    assert stored["access_token"] and float(stored["access_expires_at"]) > time.time() + 3000
     assert stored["refresh_started_at"] is None
     assert len(token_calls(emu)) == 1
 
@@ -107,7 +108,7 @@ def test_an_unfinished_refresh_found_in_the_store_forces_a_refresh_at_once(jira_
 
 def test_an_env_var_connection_with_the_default_store_names_the_variable_store(jira_emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_ENVONLY", jira_emulator.connection_json("oauth2"))
-    with pytest.raises(JiraTokenStoreError, match="token_store to 'variable'"):
+    with pytest.raises(JiraTokenStoreError, match="grant_store to .variable."):
         hook("jira_envonly").request("GET", "myself")
     assert token_calls(jira_emulator) == []  # failed before rotating anything
 
@@ -115,14 +116,15 @@ def test_an_env_var_connection_with_the_default_store_names_the_variable_store(j
 def test_the_variable_store_keeps_rotating_state_for_an_env_var_connection(jira_emulator, monkeypatch):
     emu = jira_emulator
     emu.oauth.access_token_ttl = 2
-    configured = emu.connection_json("oauth2", token_store="variable", refresh_margin=0.5)
+    configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.5)
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_ENVVAR", configured)
     seed = json.loads(configured)["extra"]["refresh_token"]
+    key = "jira_cloud_token__grant_" + grant_fingerprint(json.loads(configured)["extra"]["client_id"], seed)
     hook("jira_envvar").request("GET", "myself")
-    first = json.loads(variable_value("jira_cloud_token__jira_envvar"))
+    first = json.loads(variable_value(key))
     time.sleep(2)
     hook("jira_envvar").request("GET", "myself")
-    second = json.loads(variable_value("jira_cloud_token__jira_envvar"))
+    second = json.loads(variable_value(key))
     assert first["refresh_token"] != seed  # rotated away from the connection's seed...
     assert second["refresh_token"] not in (seed, first["refresh_token"])  # ...then from the Variable's own
     assert emu.stats.family_revocations == 0 and emu.stats.reuse_within_leeway == 0

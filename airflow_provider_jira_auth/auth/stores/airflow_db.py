@@ -39,12 +39,23 @@ log = logging.getLogger(__name__)
 
 # Keys of the connection's extra that hold the rotating state. ``refresh_token`` is also the
 # form field the user (or the consent step) fills in, so the connection always shows the live one.
+# No key but the secrets contains "token": Airflow masks such keys (AIRFLOW3.md: masking).
 EXTRA_REFRESH_TOKEN = "refresh_token"
 EXTRA_ACCESS_TOKEN = "access_token"
-EXTRA_EXPIRES_AT = "access_token_expires_at"
-EXTRA_ROTATED_AT = "refresh_token_rotated_at"
+EXTRA_EXPIRES_AT = "access_expires_at"
+EXTRA_ROTATED_AT = "refresh_rotated_at"
 EXTRA_GRANTED_SCOPES = "granted_scopes"
 EXTRA_REFRESH_STARTED_AT = "refresh_started_at"
+EXTRA_GRANT_ID = "grant_id"
+# Names used before 0.2, read when the new ones are absent and removed on the next write.
+_LEGACY_KEYS = {EXTRA_EXPIRES_AT: "access_token_expires_at", EXTRA_ROTATED_AT: "refresh_token_rotated_at"}
+
+
+def _extra_get(extra: dict[str, Any], key: str) -> Any:
+    value = extra.get(key)
+    if value is None and key in _LEGACY_KEYS:
+        value = extra.get(_LEGACY_KEYS[key])
+    return value
 
 
 def state_from_extra(extra: dict[str, Any]) -> TokenState | None:
@@ -55,24 +66,62 @@ def state_from_extra(extra: dict[str, Any]) -> TokenState | None:
         {
             "refresh_token": refresh_token,
             "access_token": extra.get(EXTRA_ACCESS_TOKEN),
-            "expires_at": extra.get(EXTRA_EXPIRES_AT),
+            "expires_at": _extra_get(extra, EXTRA_EXPIRES_AT),
             "scopes": extra.get(EXTRA_GRANTED_SCOPES) or (),
-            "rotated_at": extra.get(EXTRA_ROTATED_AT),
+            "rotated_at": _extra_get(extra, EXTRA_ROTATED_AT),
             "refresh_started_at": extra.get(EXTRA_REFRESH_STARTED_AT),
         }
     )
 
 
-def state_into_extra(extra: dict[str, Any], state: TokenState) -> dict[str, Any]:
+def state_into_extra(extra: dict[str, Any], state: TokenState, grant_id: str | None = None) -> dict[str, Any]:
+    """``extra`` with ``state`` written in; ``grant_id`` pins the grant the state belongs to."""
     extra = dict(extra)
     extra.pop(f"extra__jira_cloud__{EXTRA_REFRESH_TOKEN}", None)
+    for legacy in _LEGACY_KEYS.values():
+        extra.pop(legacy, None)
     extra[EXTRA_REFRESH_TOKEN] = state.refresh_token
     extra[EXTRA_ACCESS_TOKEN] = state.access_token
     extra[EXTRA_EXPIRES_AT] = state.expires_at
     extra[EXTRA_ROTATED_AT] = state.rotated_at
     extra[EXTRA_GRANTED_SCOPES] = " ".join(state.scopes)
     extra[EXTRA_REFRESH_STARTED_AT] = state.refresh_started_at
+    if grant_id:
+        extra[EXTRA_GRANT_ID] = grant_id
     return extra
+
+
+def stored_grant_id(conn: Any) -> str | None:
+    """The grant a stored ``jira_cloud`` connection holds, as its own settings would compute it."""
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    try:
+        return JiraConnectionSettings.of(conn.conn_id, conn).grant_id
+    except Exception:  # a broken connection shares nothing
+        return None
+
+
+def connections_of_grant(session: Session, grant_id: str, *, store_kind: str | None = None) -> list[Any]:
+    """The ``jira_cloud`` connections in the metadata DB that hold ``grant_id``.
+
+    With ``store_kind``, only those whose ``grant_store`` is that kind. Copies of one connection
+    (Airflow's Test button tests a copy under a random id; a person may duplicate a connection)
+    hold the same grant: they must share its one live token state, or the first rotation
+    retires the refresh token the others still hold (see ATLASSIAN.md: reuse leeway).
+    """
+    from airflow.models.connection import Connection
+    from sqlalchemy import select
+
+    from airflow_provider_jira_auth.settings import extra_value
+
+    found = []
+    for conn in session.scalars(select(Connection).where(Connection.conn_type == "jira_cloud").order_by(Connection.id)):
+        if stored_grant_id(conn) != grant_id:
+            continue
+        if store_kind is not None and str(extra_value(conn.extra_dejson, "grant_store") or "connection") != store_kind:
+            continue
+        found.append(conn)
+    return found
 
 
 def _lock_key(name: str) -> int:
@@ -197,59 +246,140 @@ class _MetadataDbStore(TokenStore):
 
 
 class ConnectionTokenStore(_MetadataDbStore):
-    """The connection itself, in the metadata database: its extra holds the live refresh token."""
+    """The connection itself, in the metadata database: its extra holds the live refresh token.
+
+    The state belongs to the grant, not to one connection id: every stored connection holding
+    the same grant (``grant_id``; a duplicate of a connection, or the copy Airflow's Test button
+    makes under a random id) reads the newest state among them and every write updates all of
+    them, under one lock per grant. So no copy is left holding a retired refresh token.
+
+    :param conn_id: the connection.
+    :param grant_id: the grant it holds (``JiraConnectionSettings.grant_id``); without it, only
+        the connection's own row is used.
+    """
 
     kind = "connection"
+
+    def __init__(self, conn_id: str, grant_id: str | None = None) -> None:
+        super().__init__(conn_id)
+        self.grant_id = grant_id
 
     def describe(self) -> str:
         return f"connection {self.conn_id!r} in the metadata database"
 
-    def _row(self, session: Session, for_update: bool = False) -> Any:
+    @property
+    def lock_name(self) -> str:
+        return f"jira_cloud_grant:{self.grant_id}" if self.grant_id else f"jira_cloud_token:{self.conn_id}"
+
+    def load(self) -> TokenState | None:
+        # Fast path: a stored connection's own row is current, because every rotation writes
+        # every row of the grant. The whole grant is read under the lock (load_locked, save).
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return self._read(session, whole_grant=False)
+
+    def load_locked(self) -> TokenState | None:
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return self._read(session)
+
+    def _rows(self, session: Session, for_update: bool = False, *, whole_grant: bool = True) -> list[Any]:
         from airflow.models.connection import Connection
         from sqlalchemy import select
 
         query = select(Connection).where(Connection.conn_id == self.conn_id)
-        conn = session.scalar(query.with_for_update() if for_update else query)
-        if conn is None:
+        own = session.scalar(query.with_for_update() if for_update else query)
+        rows = [own] if own is not None else []
+        if self.grant_id and (whole_grant or not rows):
+            rows += [
+                conn for conn in connections_of_grant(session, self.grant_id, store_kind="connection")
+                if conn.conn_id != self.conn_id
+            ]
+        if not rows:
             raise JiraTokenStoreError(
-                f"connection {self.conn_id!r} is not in the metadata database (it comes from an environment "
-                "variable or a secrets backend, which Airflow cannot write): set token_store to 'variable' "
-                "in its extra, or name a store class of your own"
+                f"connection {self.conn_id!r} is not in the metadata database, and no stored connection holds "
+                "its OAuth grant (it comes from an environment variable or a secrets backend, which Airflow "
+                "cannot write): set grant_store to 'variable' in its extra, or name a store class of your own"
             )
-        return conn
+        return rows
 
-    def _read(self, session: Session, *, for_update: bool = False) -> TokenState | None:
-        return state_from_extra(self._row(session, for_update).extra_dejson)
+    def _read(self, session: Session, *, for_update: bool = False, whole_grant: bool = True) -> TokenState | None:
+        rows = self._rows(session, for_update, whole_grant=whole_grant)
+        states = [state_from_extra(conn.extra_dejson) for conn in rows]
+        # Copies that rotated before they were linked by grant_id disagree: the newest is live.
+        known = [state for state in states if state is not None]
+        return max(known, key=lambda state: state.rotated_at or 0.0) if known else None
 
     def _write(self, session: Session, new: TokenState) -> None:
-        conn = self._row(session)
-        conn.set_extra(json.dumps(state_into_extra(conn.extra_dejson, new)))
+        for conn in self._rows(session):
+            conn.set_extra(json.dumps(state_into_extra(conn.extra_dejson, new, self.grant_id)))
         session.flush()
+
+
+#: Variables that hold a grant's token state: the key keeps "token" so Airflow masks the value.
+VARIABLE_PREFIX = "jira_cloud_token__"
 
 
 class VariableTokenStore(_MetadataDbStore):
     """An Airflow Variable (Fernet-encrypted), for connections Airflow cannot write.
 
-    On first use it is seeded from the connection's ``refresh_token``; from then on the
-    Variable, not the connection, holds the live token.
+    The Variable is named after the grant (``jira_cloud_token__grant_<grant_id>``), so every
+    connection holding the same grant, and the copy Airflow's Test button makes, share it. On
+    first use it is seeded from the connection's ``refresh_token``; from then on the Variable,
+    not the connection, holds the live token. A Variable named after the connection id (before
+    0.2) is read when the grant's is missing, and replaced by it on the next write.
     """
 
     kind = "variable"
 
-    def __init__(self, conn_id: str, seed_refresh_token: str | None = None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        conn_id: str,
+        seed_refresh_token: str | None = None,
+        key: str | None = None,
+        *,
+        grant_id: str | None = None,
+    ) -> None:
         super().__init__(conn_id)
-        self.key = key or f"jira_cloud_token__{conn_id}"
+        self.grant_id = grant_id
+        self.legacy_key = f"{VARIABLE_PREFIX}{conn_id}"
+        self.key = key or (f"{VARIABLE_PREFIX}grant_{grant_id}" if grant_id else self.legacy_key)
         self._seed = seed_refresh_token
 
     def describe(self) -> str:
         return f"Airflow Variable {self.key!r} (connection {self.conn_id!r})"
 
-    def _row(self, session: Session, for_update: bool = False) -> Any:
+    @property
+    def lock_name(self) -> str:
+        return f"jira_cloud_grant:{self.grant_id}" if self.grant_id else f"jira_cloud_token:{self.conn_id}"
+
+    def _variable(self, session: Session, key: str, for_update: bool = False) -> Any:
         from airflow.models.variable import Variable
         from sqlalchemy import select
 
-        query = select(Variable).where(Variable.key == self.key)
+        query = select(Variable).where(Variable.key == key)
         return session.scalar(query.with_for_update() if for_update else query)
+
+    def _legacy_keys(self, session: Session) -> list[str]:
+        """Variables named after a connection holding this grant (the connection's own first)."""
+        if self.key == self.legacy_key:
+            return []
+        keys = [self.legacy_key]
+        if self.grant_id:
+            keys += [f"{VARIABLE_PREFIX}{conn.conn_id}" for conn in connections_of_grant(session, self.grant_id)]
+            keys += [f"{VARIABLE_PREFIX}{conn_id}" for conn_id in _env_connections_of_grant(self.grant_id)]
+        return list(dict.fromkeys(keys))
+
+    def _row(self, session: Session, for_update: bool = False) -> Any:
+        row = self._variable(session, self.key, for_update)
+        if row is None:
+            for key in self._legacy_keys(session):
+                row = self._variable(session, key, for_update)
+                if row is not None:
+                    break
+        return row
 
     def _read(self, session: Session, *, for_update: bool = False) -> TokenState | None:
         row = self._row(session, for_update)
@@ -266,11 +396,40 @@ class VariableTokenStore(_MetadataDbStore):
     def _write(self, session: Session, new: TokenState) -> None:
         from airflow.models.variable import Variable
 
-        row = self._row(session)
         value = json.dumps(new.to_dict())
+        row = self._variable(session, self.key)
         if row is None:
             row = Variable(key=self.key, val=value, description=f"OAuth token state of Jira connection {self.conn_id}")
             session.add(row)
         else:
             row.set_val(value)
+        # The Variable named after the connection id now holds a retired token: remove it, so
+        # nothing can ever send it again.
+        for key in self._legacy_keys(session):
+            legacy = self._variable(session, key)
+            if legacy is not None:
+                session.delete(legacy)
         session.flush()
+
+
+def _env_connections_of_grant(grant_id: str) -> list[str]:
+    """Ids of ``AIRFLOW_CONN_*`` connections of this process's environment that hold ``grant_id``."""
+    import os
+
+    from airflow.models.connection import Connection
+
+    found = []
+    for name, value in os.environ.items():
+        if not name.startswith("AIRFLOW_CONN_") or "jira" not in value.lower():
+            continue
+        conn_id = name[len("AIRFLOW_CONN_"):].lower()
+        try:
+            if value.lstrip().startswith("{"):
+                conn = Connection.from_json(value, conn_id=conn_id)
+            else:
+                conn = Connection(conn_id=conn_id, uri=value)
+        except Exception:
+            continue
+        if conn.conn_type == "jira_cloud" and stored_grant_id(conn) == grant_id:
+            found.append(conn_id)
+    return found

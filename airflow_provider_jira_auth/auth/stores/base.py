@@ -55,7 +55,7 @@ class TokenStore(ABC):
 
     @classmethod
     def from_settings(cls, settings: JiraConnectionSettings) -> TokenStore:
-        """Build the store named by a connection's ``token_store``; override to read more options."""
+        """Build the store named by a connection's ``grant_store``; override to read more options."""
         return cls(settings.conn_id)
 
     def describe(self) -> str:
@@ -64,6 +64,10 @@ class TokenStore(ABC):
     @abstractmethod
     def load(self) -> TokenState | None:
         """The current state, or ``None`` when the store holds none yet."""
+
+    def load_locked(self) -> TokenState | None:
+        """The state as :meth:`update` reads it, with the lock held; by default :meth:`load`."""
+        return self.load()
 
     @abstractmethod
     def save(self, new: TokenState, previous: TokenState | None) -> None:
@@ -89,7 +93,7 @@ class TokenStore(ABC):
         trusting an access token Atlassian will revoke along with its retired refresh token.
         """
         with self.lock():
-            current = self.load()
+            current = self.load_locked()
             if current is None:
                 raise JiraTokenStoreError(
                     f"The {self.describe()} holds no refresh token: run the consent step "

@@ -39,9 +39,13 @@ class FileTokenStore(TokenStore):
     ``os.replace``, so a reader sees the old state or the new one, never half a file; that is why
     :meth:`load` needs no lock.
 
-    Chosen for a connection with extra ``token_store`` =
-    ``airflow_provider_jira_auth.auth.stores.file.FileTokenStore`` and ``token_file`` = the path
-    (default ``$AIRFLOW_HOME/jira_auth_tokens/<conn_id>.json``).
+    Chosen for a connection with extra ``grant_store`` = ``file`` (or the class path
+    ``airflow_provider_jira_auth.auth.stores.file.FileTokenStore``) and ``grant_file`` = the path
+    (default ``$AIRFLOW_HOME/jira_auth_tokens/grant-<grant_id>.json``, shared by every connection
+    holding the same grant).
+
+    The file records the grant it belongs to: a connection holding another grant that is pointed
+    at it is refused, instead of silently calling Jira as the other grant's user.
 
     :param conn_id: the connection whose token state this store keeps.
     :param path: the JSON file; its directory is created (mode 0700) when missing.
@@ -49,16 +53,29 @@ class FileTokenStore(TokenStore):
         connection's consented refresh token); from the first refresh on, the file is the truth.
         Do not delete the file to "reset" it: the seed is retired by then, and sending it after
         Atlassian's reuse leeway revokes the grant. Consent again instead.
+    :param grant_id: the grant the state belongs to (``JiraConnectionSettings.grant_id``).
+    :param legacy_path: a file written before 0.2 (named after the connection id), read while
+        ``path`` does not exist yet.
     """
 
     kind = "file"
     # Every process on the host takes the flock itself: no need to go through the token broker.
     works_in_workers = True
 
-    def __init__(self, conn_id: str, path: str | os.PathLike[str], *, seed_refresh_token: str | None = None) -> None:
+    def __init__(
+        self,
+        conn_id: str,
+        path: str | os.PathLike[str],
+        *,
+        seed_refresh_token: str | None = None,
+        grant_id: str | None = None,
+        legacy_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         super().__init__(conn_id)
         self.path = Path(path).expanduser()
         self._seed = seed_refresh_token
+        self.grant_id = grant_id
+        self.legacy_path = Path(legacy_path).expanduser() if legacy_path else None
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         # flock alone would exclude threads too (each lock() opens its own descriptor); this lock
         # keeps a process's waiting threads from each holding an open descriptor meanwhile.
@@ -68,8 +85,13 @@ class FileTokenStore(TokenStore):
     def from_settings(cls, settings: JiraConnectionSettings) -> FileTokenStore:
         from airflow_provider_jira_auth.settings import extra_value
 
-        path = extra_value(settings.extra, "token_file") or default_path(settings.conn_id)
-        return cls(settings.conn_id, path, seed_refresh_token=settings.refresh_token)
+        configured = extra_value(settings.extra, "grant_file")
+        grant_id = settings.grant_id
+        if configured or not grant_id:
+            path, legacy = configured or default_path(settings.conn_id), None
+        else:
+            path, legacy = default_path(f"grant-{grant_id}"), default_path(settings.conn_id)
+        return cls(settings.conn_id, path, seed_refresh_token=settings.refresh_token, grant_id=grant_id, legacy_path=legacy)
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.conn_id!r}, {str(self.path)!r})"
@@ -83,27 +105,43 @@ class FileTokenStore(TokenStore):
             self.save(state, None)
 
     def load(self) -> TokenState | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return TokenState(refresh_token=self._seed) if self._seed else None
-        except OSError as exc:
-            raise JiraTokenStoreError(f"cannot read the {self.describe()}: {exc}") from exc
+        for path in (self.path, self.legacy_path):
+            if path is None:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise JiraTokenStoreError(f"cannot read the {self.describe()}: {exc}") from exc
+            return self._parse(text)
+        return TokenState(refresh_token=self._seed) if self._seed else None
+
+    def _parse(self, text: str) -> TokenState:
         try:
             data = json.loads(text)
-            return TokenState.from_dict(data)
+            state = TokenState.from_dict(data)
         except (ValueError, KeyError, TypeError) as exc:
             raise JiraTokenStoreError(
                 f"the {self.describe()} is not a valid token state ({type(exc).__name__}); restore it, or "
                 f"consent again to write a new one (airflow-jira-auth authorize --conn-id {self.conn_id})"
             ) from None
+        owner = data.get("grant_id")
+        if owner and self.grant_id and owner != self.grant_id:
+            raise JiraTokenStoreError(
+                f"the {self.describe()} holds the tokens of another OAuth grant (written for connection "
+                f"{data.get('conn_id')!r}); connections with different grants cannot share a token file: give "
+                f"connection {self.conn_id!r} its own grant_file, or leave grant_file empty"
+            )
+        return state
 
     def save(self, new: TokenState, previous: TokenState | None) -> None:
         if previous is not None:
             _check_unchanged(self, self.load(), previous, new)
         directory = self.path.parent
         directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        payload = json.dumps({"conn_id": self.conn_id, **new.to_dict()}, indent=2, sort_keys=True)
+        record = {"conn_id": self.conn_id, **({"grant_id": self.grant_id} if self.grant_id else {}), **new.to_dict()}
+        payload = json.dumps(record, indent=2, sort_keys=True)
         # mkstemp creates the file with mode 0600 before anything secret is written to it.
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
@@ -124,6 +162,9 @@ class FileTokenStore(TokenStore):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        if self.legacy_path is not None and self.legacy_path != self.path:
+            # The pre-0.2 file holds a retired token from now on: never leave it to be sent again.
+            self.legacy_path.unlink(missing_ok=True)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
