@@ -24,6 +24,7 @@ _WHERE = {
     "JiraHTTPError": "errors",
     "JiraNotFoundError": "errors",
     "JiraOAuthError": "errors",
+    "JiraPathError": "errors",
     "JiraPermissionError": "errors",
     "JiraRateLimitError": "errors",
     "JiraResponseError": "errors",
@@ -42,6 +43,7 @@ _WHERE = {
     "is_adf": "adf",
     "is_safe_to_repeat": "retry",
     "normalize_base_url": "urls",
+    "rest_endpoint_url": "urls",
     "site_rest_url": "urls",
     "tenant_info_url": "urls",
     "text_to_adf": "adf",
@@ -51,10 +53,10 @@ _WHERE = {
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
     from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
-    from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
+    from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
     from airflow_provider_jira_auth.client.http import JiraClient, error_from_response
     from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, is_safe_to_repeat
-    from airflow_provider_jira_auth.client.urls import accessible_resources_url, authorize_url, gateway_rest_url, normalize_base_url, site_rest_url, tenant_info_url, token_url
+    from airflow_provider_jira_auth.client.urls import accessible_resources_url, authorize_url, gateway_rest_url, normalize_base_url, rest_endpoint_url, site_rest_url, tenant_info_url, token_url
 
 
 def __getattr__(name: str) -> Any:
@@ -81,6 +83,7 @@ __all__ = [
     "JiraHTTPError",
     "JiraNotFoundError",
     "JiraOAuthError",
+    "JiraPathError",
     "JiraPermissionError",
     "JiraRateLimitError",
     "JiraResponseError",
@@ -98,6 +101,7 @@ __all__ = [
     "is_adf",
     "is_safe_to_repeat",
     "normalize_base_url",
+    "rest_endpoint_url",
     "site_rest_url",
     "tenant_info_url",
     "text_to_adf",

@@ -43,7 +43,7 @@ from airflow_provider_jira_auth.client.retry import (
     is_safe_to_repeat,
     parse_retry_after,
 )
-from airflow_provider_jira_auth.client.urls import normalize_base_url
+from airflow_provider_jira_auth.client.urls import normalize_base_url, rest_endpoint_url
 
 if TYPE_CHECKING:
     from requests.auth import AuthBase
@@ -125,7 +125,7 @@ class AsyncJiraClient:
 
     async def _send_once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
         request = self.http.build_request(
-            method, f"{self.rest_url}/{path}", params=params, json=body, headers=self._headers
+            method, rest_endpoint_url(self.rest_url, path), params=params, json=body, headers=self._headers
         )
         if self.auth is not None:
             # Sets the Authorization header; 3LO may refresh (store lock, broker call): off the loop.

@@ -40,6 +40,10 @@ class JiraConfigError(JiraError, ValueError):
         super().__init__(f"Jira connection field {where}: {message}")
 
 
+class JiraPathError(JiraError, ValueError):
+    """A path the client refuses to send: it would leave the REST root, and take the credentials along."""
+
+
 class JiraTransportError(JiraError):
     """The request never got an HTTP answer (DNS, refused, timeout, dropped connection)."""
 

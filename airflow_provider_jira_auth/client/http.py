@@ -34,6 +34,7 @@ from airflow_provider_jira_auth.client.errors import (
     JiraGoneError,
     JiraHTTPError,
     JiraNotFoundError,
+    JiraPathError,
     JiraPermissionError,
     JiraRateLimitError,
     JiraResponseError,
@@ -44,7 +45,7 @@ from airflow_provider_jira_auth.client.errors import (
     scrub,
 )
 from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, parse_retry_after
-from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base_url
+from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base_url, rest_endpoint_url
 
 log = logging.getLogger(__name__)
 
@@ -252,17 +253,17 @@ def _rate_limit_hint(retry_after: float | None, reason: str | None, reset: str |
 def relative_path(path: str) -> str:
     """``path`` relative to ``/rest/api/3``: a leading ``/`` or ``rest/api/3/`` is dropped.
 
-    :raises ValueError: for an absolute URL or another REST API.
+    :raises JiraPathError: for an absolute URL or another REST API.
     """
     if "://" in path or path.startswith("//"):
-        raise ValueError(
-            f"{path!r} is an absolute URL; JiraClient only calls its own REST root: pass a path relative "
-            "to it, such as 'issue/ENG-1' or 'search/jql'"
+        raise JiraPathError(
+            f"Refusing to call Jira endpoint {path!r}: it is an absolute URL; JiraClient only calls its own "
+            "REST root: pass a path relative to it, such as 'issue/ENG-1' or 'search/jql'"
         )
     path = path.lstrip("/")
     if path.startswith("rest/"):
         if not (path + "/").startswith(_REST_PREFIX):
-            raise ValueError(f"{path!r} is not under /{REST_API_PATH}; JiraClient speaks REST API v3 only")
+            raise JiraPathError(f"{path!r} is not under /{REST_API_PATH}; JiraClient speaks REST API v3 only")
         path = path[len(_REST_PREFIX) :]
     return path
 
@@ -390,7 +391,7 @@ class JiraClient:
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> requests.Response:
         """Send with retries and the one 401 re-send; return the final response, whatever its status."""
-        url = f"{self.rest_url}/{path}"
+        url = rest_endpoint_url(self.rest_url, path)
         route = path.partition("?")[0].strip("/")
         session, timeout, settings = self.session, self.timeout, self._send_settings
         request = requests.Request(method, url, headers=self._headers, params=params or {}, json=body, auth=self.auth)

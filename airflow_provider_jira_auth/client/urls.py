@@ -7,9 +7,9 @@ when a connection is read; the builders below then only append paths.
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from airflow_provider_jira_auth.client.errors import JiraConfigError
+from airflow_provider_jira_auth.client.errors import JiraConfigError, JiraPathError
 
 EXAMPLE_SITE = "https://example.atlassian.net"
 REST_API_PATH = "rest/api/3"
@@ -81,6 +81,43 @@ def site_rest_url(site_url: str) -> str:
 def gateway_rest_url(api_url: str, cloud_id: str) -> str:
     """REST root through the API gateway: 3LO access tokens and scoped API tokens."""
     return f"{api_url}/ex/jira/{cloud_id}/{REST_API_PATH}"
+
+
+def rest_endpoint_url(rest_url: str, path: str) -> str:
+    """``rest_url/path``: the one join of an endpoint path to a REST root, for every request.
+
+    The credential sent with a request is valid for the whole gateway, so the path must stay
+    under ``rest_url``. Refused, before anything is sent: ``.`` and ``..`` segments, also
+    percent-encoded (``%2e%2e``, ``.%2E``) or with Tomcat's ``;`` parameters (``..;``), which a
+    server or proxy resolves to another API (``../../ex/confluence/...``); backslashes, which
+    some servers read as ``/``; absolute URLs and ``//host`` forms. A query string after ``?``
+    is not a path and is not checked.
+
+    :param rest_url: the REST root, e.g. from :func:`site_rest_url` or :func:`gateway_rest_url`.
+    :param path: relative to it, e.g. ``"issue/ENG-1/transitions"``.
+    :raises JiraPathError: naming the path and why it was refused.
+    """
+    raw = path.partition("?")[0]
+    decoded = raw
+    for _ in range(4):  # %252e is %2e once a proxy decoded it, then '.'
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+    reason = None
+    if "\\" in decoded:
+        reason = "contains a backslash"
+    elif "://" in decoded or decoded.startswith("/"):
+        reason = "is an absolute URL or starts with '//'"
+    elif any(segment.partition(";")[0] in (".", "..") for segment in decoded.split("/")):
+        reason = "has a '.' or '..' segment (maybe percent-encoded)"
+    if reason:
+        raise JiraPathError(
+            f"Refusing to call Jira endpoint {path!r}: the path {reason}, which could leave the REST root "
+            f"{urlsplit(rest_url).path} and send this connection's credentials to another API. "
+            "Pass a path under it, such as 'issue/ENG-1/transitions'"
+        )
+    return f"{rest_url}/{path}"
 
 
 def tenant_info_url(site_url: str) -> str:

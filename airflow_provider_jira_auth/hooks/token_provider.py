@@ -8,6 +8,7 @@ that it works from workers itself.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -54,8 +55,6 @@ def store_for(settings: JiraConnectionSettings) -> TokenStore:
             "extra.grant_store",
             f"{name!r} is not a store; use 'connection', 'variable', 'file' or a class path like 'my_pkg.stores.VaultStore'",
         )
-    from airflow.utils.module_loading import import_string
-
     try:
         store_class = import_string(name)
     except ImportError as exc:
@@ -63,6 +62,22 @@ def store_for(settings: JiraConnectionSettings) -> TokenStore:
     if not (isinstance(store_class, type) and issubclass(store_class, TokenStore)):
         raise JiraConfigError("extra.grant_store", f"{name!r} is not a subclass of {TokenStore.__module__}.TokenStore")
     return store_class.from_settings(settings)
+
+
+def import_string(dotted_path: str) -> object:
+    """The attribute ``dotted_path`` names (``package.module.Name``), imported with importlib.
+
+    :raises ImportError: saying whether the module or the attribute is missing.
+    """
+    module_path, _, attribute = dotted_path.rpartition(".")
+    try:
+        module = importlib.import_module(module_path)
+    except (ImportError, TypeError, ValueError) as exc:  # TypeError, ValueError: an empty or relative name
+        raise ImportError(f"module {module_path!r} cannot be imported ({exc})") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ImportError(f"module {module_path!r} has no attribute {attribute!r}") from None
 
 
 def direct_token_provider(settings: JiraConnectionSettings, *, margin: float | None = None) -> RefreshingTokenProvider:

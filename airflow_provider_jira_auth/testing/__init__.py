@@ -10,7 +10,7 @@ from ._dispatch import RecordedRequest
 from ._oauth import OAuthApp, OAuthSettings
 from ._runtime import Clock, Counters
 from ._site import JiraSite, Project
-from .emulator import JiraCloudEmulator
+from .emulator import JiraCloudEmulator, airflow_consent_callback
 
 __all__ = [
     "Clock",
@@ -22,4 +22,5 @@ __all__ = [
     "Project",
     "RecordedRequest",
     "User",
+    "airflow_consent_callback",
 ]

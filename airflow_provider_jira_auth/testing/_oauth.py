@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from ._accounts import User
 from ._runtime import Counters
@@ -128,6 +128,18 @@ class OAuthServer:
         if app.client_id in self.apps:
             raise ValueError(f"an OAuth app with client_id {app.client_id!r} already exists")
         self.apps[app.client_id] = app
+        return app
+
+    def add_redirect_uri(self, client_id: str, redirect_uri: str) -> OAuthApp:
+        """Register one more callback URL on an app, as the developer console allows; no-op if known."""
+        app = self.apps.get(client_id)
+        if app is None:
+            raise ValueError(f"no OAuth app with client_id {client_id!r}")
+        parts = urlsplit(redirect_uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise ValueError(f"{redirect_uri!r} is not a callback URL: use an absolute http(s) URL without '#'")
+        if redirect_uri not in app.redirect_uris:
+            app.redirect_uris = (*app.redirect_uris, redirect_uri)
         return app
 
     # -- consent ----------------------------------------------------------------------------

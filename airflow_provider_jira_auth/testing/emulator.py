@@ -31,6 +31,8 @@ from ._runtime import Clock, Counters
 from ._scopes import DEFAULT_TOKEN_SCOPES
 from ._site import STATUSES, JiraSite, Project, new_cloud_id
 
+#: where the provider's api-server plugin receives Atlassian's redirect ("Connect to Jira" page)
+AIRFLOW_CONSENT_CALLBACK_PATH = "/jira-auth/connect/callback"
 DEFAULT_GRANT_SCOPES = ("read:jira-work", "write:jira-work", "read:jira-user", "offline_access")
 STAT_NAMES = (
     "api_calls",
@@ -52,7 +54,8 @@ class JiraCloudEmulator:
 
     Where: ``url`` (= ``site_url``), ``api_url`` (gateway), ``auth_url``, ``cloud_id``; more sites
     with ``add_site``. Who: ``default_user`` (classic API token), ``default_scoped_user``,
-    ``default_app`` (OAuth client), ``add_user``, ``add_oauth_app``, ``issue_grant``, ``consent``.
+    ``default_app`` (OAuth client), ``add_user``, ``add_oauth_app``, ``add_redirect_uri``,
+    ``issue_grant``, ``consent``.
     What: project ENG, ``create_project``, ``seed_issues``, ``get_issue``, ``set_status``.
     Misbehaviour: ``fail_next``, ``rate_limit``, ``oauth`` (token lifetimes), ``advance``.
     Observation: ``requests``, ``stats``. Airflow: ``connection_json``, ``connection_extra``.
@@ -208,8 +211,17 @@ class JiraCloudEmulator:
         client_secret: str | None = None,
         redirect_uris: Sequence[str] = ("http://127.0.0.1/callback",),
     ) -> OAuthApp:
+        """Register an app; ``/authorize`` redirects only to one of its ``redirect_uris``, exactly."""
         with self._lock:
             return self._oauth_server.add_app(client_id, client_secret, tuple(redirect_uris))
+
+    def add_redirect_uri(self, client_id: str, redirect_uri: str) -> OAuthApp:
+        """Register one more callback URL on an existing app (e.g. ``airflow_consent_callback(...)``).
+
+        :raises ValueError: for an unknown client id or a value that is not an absolute http(s) URL.
+        """
+        with self._lock:
+            return self._oauth_server.add_redirect_uri(client_id, redirect_uri)
 
     def issue_grant(
         self, client_id: str, scopes: Iterable[str] = DEFAULT_GRANT_SCOPES, user: User | None = None
@@ -444,6 +456,15 @@ class JiraCloudEmulator:
             connection.update(login=chosen.email, password=chosen.api_token)
         connection["extra"] = self.connection_extra(auth_type, **extra_overrides)
         return json.dumps(connection)
+
+
+def airflow_consent_callback(airflow_url: str) -> str:
+    """The callback URL of the "Connect to Jira" page of the Airflow api-server at ``airflow_url``.
+
+    ``airflow_url`` is the api-server's base URL as the browser reaches it, e.g.
+    ``http://localhost:8080`` (with its path prefix, if it is served under one).
+    """
+    return airflow_url.rstrip("/") + AIRFLOW_CONSENT_CALLBACK_PATH
 
 
 def _method(method: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_jira_auth.client import JiraClient, JiraNotFoundError, text_to_adf
+from airflow_provider_jira_auth.client import JiraClient, JiraNotFoundError, JiraPathError, text_to_adf
 
 from client_scripted_server import Reply, ScriptedServer
 
@@ -26,9 +26,18 @@ def test_get_issue_quotes_the_key_into_one_path_segment(client: JiraClient, serv
     server.queue(Reply(404, {"errorMessages": ["Issue does not exist"]}))
 
     with pytest.raises(JiraNotFoundError):
+        client.get_issue("ENG/1?x")
+
+    assert server.requests[0].path == "/rest/api/3/issue/ENG%2F1%3Fx"
+
+
+def test_get_issue_refuses_a_key_that_would_step_out_once_a_proxy_decodes_it(
+    client: JiraClient, server: ScriptedServer
+) -> None:
+    with pytest.raises(JiraPathError, match=r"issue/\.\.%2Fmyself"):
         client.get_issue("../myself")
 
-    assert server.requests[0].path == "/rest/api/3/issue/..%2Fmyself"
+    assert server.requests == []
 
 
 def test_create_issue_returns_id_key_and_self(client: JiraClient, server: ScriptedServer) -> None:

@@ -10,6 +10,7 @@ from airflow_provider_jira_auth.client import (
     authorize_url,
     gateway_rest_url,
     normalize_base_url,
+    rest_endpoint_url,
     site_rest_url,
     tenant_info_url,
     token_url,
@@ -73,3 +74,20 @@ def test_url_builders() -> None:
     assert token_url(auth) == "https://auth.atlassian.com/oauth/token"
     assert authorize_url(auth) == "https://auth.atlassian.com/authorize"
     assert accessible_resources_url(api) == "https://api.atlassian.com/oauth/token/accessible-resources"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "issue/ENG-1/transitions",
+        "issue/ENG-1/properties/release..notes",
+        "project/ENG/properties/.hidden",
+        "project/ENG/versions/...",
+        "search/jql?jql=labels%20%3D%20%22..%2F..%22",
+        "issue/ENG-1?fields=summary&x=../..",
+    ],
+)
+def test_endpoint_paths_under_the_rest_root_are_joined_as_given(path: str) -> None:
+    root = "https://api.atlassian.com/ex/jira/c-1/rest/api/3"
+
+    assert rest_endpoint_url(root, path) == f"{root}/{path}"

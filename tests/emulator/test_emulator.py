@@ -303,6 +303,45 @@ def _exchange(http, emu, code: str, **overrides) -> requests.Response:
     return http.post(f"{emu.auth_url}/oauth/token", json={k: v for k, v in body.items() if v is not None})
 
 
+def test_a_callback_url_added_to_an_app_is_one_authorize_redirects_to(emu, http) -> None:
+    page_callback = "http://localhost:8080/jira-auth/connect/callback"
+    refused = authorize(http, emu, redirect_uri=page_callback)
+    assert refused.status_code == 400 and "redirect_uri is not registered" in refused.text
+
+    app = emu.add_redirect_uri(emu.default_app.client_id, page_callback)
+
+    response = authorize(http, emu, redirect_uri=page_callback)
+    assert response.headers["Location"].startswith(page_callback + "?")
+    assert _exchange(http, emu, redirect_query(response)["code"], redirect_uri=page_callback).status_code == 200
+    assert redirect_query(authorize(http, emu))["code"]  # the first callback URL still works
+    assert app.redirect_uris == ("http://127.0.0.1/callback", page_callback)
+
+
+def test_adding_a_known_callback_url_again_changes_nothing(emu) -> None:
+    client_id = emu.default_app.client_id
+    emu.add_redirect_uri(client_id, "http://localhost:8080/jira-auth/connect/callback")
+    emu.add_redirect_uri(client_id, "http://localhost:8080/jira-auth/connect/callback")
+    assert emu.default_app.redirect_uris == (
+        "http://127.0.0.1/callback",
+        "http://localhost:8080/jira-auth/connect/callback",
+    )
+
+
+@pytest.mark.parametrize(
+    ("client_id", "uri", "says"),
+    [
+        ("nobody", "http://localhost:8080/cb", "no OAuth app with client_id 'nobody'"),
+        (None, "localhost:8080/cb", "not a callback URL"),
+        (None, "/jira-auth/connect/callback", "not a callback URL"),
+        (None, "http://localhost:8080/cb#x", "not a callback URL"),
+    ],
+)
+def test_adding_a_callback_url_needs_a_known_app_and_an_absolute_url(emu, client_id, uri, says) -> None:
+    with pytest.raises(ValueError, match=says):
+        emu.add_redirect_uri(client_id or emu.default_app.client_id, uri)
+    assert emu.default_app.redirect_uris == ("http://127.0.0.1/callback",)
+
+
 def test_authorization_code_is_single_use(emu, http) -> None:
     code = redirect_query(authorize(http, emu))["code"]
     assert _exchange(http, emu, code).status_code == 200
