@@ -1,4 +1,4 @@
-"""The ``token_store`` extra given as a class path: the store is imported, or the error names the field."""
+"""The ``grant_store`` extra given as a class path: the store is imported, or the error names the field."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_the_documented_file_store_class_path_refreshes_and_keeps_the_rotated_to
     emu: JiraCloudEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token_file = tmp_path / "jira_by_class.json"
-    configured = emu.connection_json("oauth2", token_store=FILE_STORE, token_file=str(token_file))
+    configured = emu.connection_json("oauth2", grant_store=FILE_STORE, grant_file=str(token_file))
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_BY_CLASS", configured)
     seed = json.loads(configured)["extra"]["refresh_token"]
 
@@ -33,7 +33,7 @@ def test_the_documented_file_store_class_path_refreshes_and_keeps_the_rotated_to
     assert emu.stats.token_refreshes == 1
     stored = json.loads(token_file.read_text())
     assert stored["refresh_token"] not in ("", None, seed)
-    assert str(token_file) in hook("jira_by_class").token_status()["token_source"]
+    assert str(token_file) in hook("jira_by_class").token_status()["grant_source"]
 
 
 @pytest.mark.parametrize(
@@ -47,12 +47,12 @@ def test_the_documented_file_store_class_path_refreshes_and_keeps_the_rotated_to
 def test_a_bad_class_path_fails_naming_the_field_before_any_token_call(
     emu: JiraCloudEmulator, monkeypatch: pytest.MonkeyPatch, class_path: str, says: str
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_JIRA_BAD_STORE", emu.connection_json("oauth2", token_store=class_path))
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_BAD_STORE", emu.connection_json("oauth2", grant_store=class_path))
 
     with pytest.raises(JiraConfigError) as raised:
         hook("jira_bad_store").request("GET", "myself")
 
     message = str(raised.value)
-    assert "token_store" in message and class_path in message and says in message
+    assert "grant_store" in message and class_path in message and says in message
     assert "ModuleNotFoundError" not in message
     assert emu.requests == []
