@@ -117,6 +117,7 @@ class BrokerTokenProvider:
                 expires_at=float(payload["expires_at"]),
                 scopes=tuple(payload.get("scopes") or ()),
                 rotated_at=payload.get("rotated_at"),
+                lifetime=_finite(payload.get("lifetime")),
             )
         message = payload.get("message") if isinstance(payload, dict) else None
         kind = payload.get("error") if isinstance(payload, dict) else None
@@ -143,3 +144,14 @@ class BrokerTokenProvider:
         raise error_class(
             message or f"the token broker at {endpoint} answered HTTP {response.status_code}"
         )
+
+
+def _finite(value: object) -> float | None:
+    """A positive finite number of seconds from the broker's answer, else ``None``."""
+    import math
+
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None

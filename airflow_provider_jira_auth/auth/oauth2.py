@@ -38,7 +38,7 @@ import requests
 from requests.auth import AuthBase
 
 from airflow_provider_jira_auth.auth.stores.base import TokenStore
-from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState, iso_utc
+from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState, effective_margin, iso_utc
 from airflow_provider_jira_auth.client.errors import (
     JiraClientSecretError,
     JiraGrantRevokedError,
@@ -346,6 +346,7 @@ class OAuthTokenClient:
             expires_at=sent_at + expires_in,
             scopes=scopes,
             rotated_at=rotated_at,
+            lifetime=expires_in,
         )
 
 
@@ -559,6 +560,7 @@ class JiraOAuth2Auth(AuthBase):
         self._lock = threading.Lock()
         self._access_token: str | None = None
         self._expires_at: float | None = None
+        self._lifetime: float | None = None
         self._scopes: tuple[str, ...] = ()
         self._refresh_token_digest: str | None = None
         self._forced: tuple[str, float] | None = None  # (token from a forced refresh, when)
@@ -624,7 +626,8 @@ class JiraOAuth2Auth(AuthBase):
             return True
 
     def _fresh(self) -> bool:
-        return self._expires_at is not None and self._expires_at - time.time() > self.margin
+        margin = effective_margin(self.margin, self._lifetime)
+        return self._expires_at is not None and self._expires_at - time.time() > margin
 
     def _remember(self, state: TokenState) -> str:
         """Cache ``state``'s access token (telling ``on_token`` about new values) and return it."""
@@ -642,6 +645,7 @@ class JiraOAuth2Auth(AuthBase):
                 self._refresh_token_digest = digest
         self._access_token = state.access_token
         self._expires_at = state.expires_at
+        self._lifetime = state.lifetime
         self._scopes = state.scopes
         return state.access_token
 

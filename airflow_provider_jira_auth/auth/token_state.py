@@ -9,6 +9,16 @@ from typing import Any
 # Refresh this long before the stored expiry: the gateway has been seen answering an expired
 # access token with 403/404 rather than 401, so the clock, not a 401, must drive refreshes.
 DEFAULT_EXPIRY_MARGIN = 300.0
+# A margin never eats more than this share of the lifetime Atlassian granted: with short-lived
+# tokens (a proxy, a test tenant) a 300 s margin would otherwise refresh on every call.
+MAX_MARGIN_SHARE = 0.2
+
+
+def effective_margin(margin: float, lifetime: float | None) -> float:
+    """The refresh margin to apply to an access token that was granted ``lifetime`` seconds."""
+    if lifetime is None or lifetime <= 0:
+        return margin
+    return min(margin, MAX_MARGIN_SHARE * lifetime)
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,8 @@ class TokenState:
     :param scopes: the scopes granted, as the token endpoint last reported them.
     :param rotated_at: when ``refresh_token`` was issued (epoch seconds); drives the 90-day
         inactivity warning.
+    :param lifetime: the access token's lifetime as Atlassian granted it (``expires_in``); it
+        caps the refresh margin (:func:`effective_margin`).
     :param refresh_started_at: set (and persisted) just before a refresh is sent, cleared when
         its result is saved. Found set by the next process, it means a refresh died midway and
         Atlassian may already have retired ``refresh_token``: refresh again at once, while the
@@ -33,6 +45,7 @@ class TokenState:
     scopes: tuple[str, ...] = ()
     rotated_at: float | None = None
     refresh_started_at: float | None = None
+    lifetime: float | None = None
 
     def access_token_valid_for(self, now: float | None = None) -> float:
         """Seconds the access token stays valid (<= 0 when there is none or it expired)."""
@@ -41,7 +54,8 @@ class TokenState:
         return self.expires_at - (time.time() if now is None else now)
 
     def is_fresh(self, margin: float = DEFAULT_EXPIRY_MARGIN, now: float | None = None) -> bool:
-        return self.access_token_valid_for(now) > margin
+        """Whether the access token has more than ``margin`` left (capped by :func:`effective_margin`)."""
+        return self.access_token_valid_for(now) > effective_margin(margin, self.lifetime)
 
     def with_changes(self, **changes: Any) -> TokenState:
         return replace(self, **changes)
@@ -63,6 +77,7 @@ class TokenState:
             scopes=tuple(scopes),
             rotated_at=_seconds(data.get("rotated_at")),
             refresh_started_at=_seconds(data.get("refresh_started_at")),
+            lifetime=_seconds(data.get("lifetime")),
         )
 
 

@@ -109,6 +109,7 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
         "expires_at": state.expires_at,
         "scopes": list(state.scopes),
         "rotated_at": state.rotated_at,
+        "lifetime": state.lifetime,
         "store": provider.describe(),
     }
 

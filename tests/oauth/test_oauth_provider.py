@@ -173,3 +173,18 @@ def test_a_refresh_that_died_midway_is_redone_at_once_though_the_access_token_lo
     assert state.access_token != fresh.access_token and state.refresh_started_at is None
     assert emu.stats.reuse_within_leeway == 1  # the stored, retired token, still inside the leeway
     assert emu.stats.family_revocations == 0
+
+
+def test_the_margin_is_capped_by_the_lifetime_atlassian_granted():
+    from airflow_provider_jira_auth.auth.token_state import TokenState
+
+    now = 1000.0
+    short = TokenState("rt", access_token="at", expires_at=now + 1.0, lifetime=2.0)
+    hour = TokenState("rt", access_token="at", expires_at=now + 301.0, lifetime=3600.0)
+    unknown = TokenState("rt", access_token="at", expires_at=now + 1.0)
+    # Half of a 2 s token left: fresh, although the default margin is 300 s.
+    assert short.is_fresh(300.0, now=now)
+    assert not short.with_changes(expires_at=now + 0.3).is_fresh(300.0, now=now)
+    # An hour-long token keeps the full margin; with no lifetime known, the margin stands.
+    assert hour.is_fresh(300.0, now=now) and not hour.is_fresh(302.0, now=now)
+    assert not unknown.is_fresh(300.0, now=now)

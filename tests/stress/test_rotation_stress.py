@@ -26,21 +26,14 @@ TOKEN_TTL = 2.0
 MARGIN = 0.5
 
 
-@pytest.mark.timeout(SECONDS + 180)
-def test_sixteen_processes_share_one_grant_without_revocation_or_failed_calls(jira_emulator, airflow_db, tmp_path):
-    emu = jira_emulator
-    emu.oauth.access_token_ttl = TOKEN_TTL
-    emu.oauth.reuse_leeway = 1.0
-    emu.oauth.companion_ttl = 1.0
-    emu.oauth.omit_refresh_token_every = 4
-    put_connection("jira_stress", emu.connection_json("oauth2"), refresh_margin=MARGIN)
+def run_workers(emu, tmp_path, conn_id: str, processes: int, seconds: float) -> tuple[list[dict], float]:
+    """``processes`` worker processes calling Jira through one connection for ``seconds``."""
     env = {**os.environ, "_AIRFLOW_PROCESS_CONTEXT": "server", "PYTHONPATH": str(ROOT)}
-
     go = tmp_path / "go"
-    logs = [tmp_path / f"worker-{n}.log" for n in range(PROCESSES)]
+    logs = [tmp_path / f"worker-{n}.log" for n in range(processes)]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.stress.stress_worker", "jira_stress", str(SECONDS), str(go)],
+            [sys.executable, "-m", "tests.stress.stress_worker", conn_id, str(seconds), str(go)],
             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
         )
         for log in logs
@@ -56,10 +49,22 @@ def test_sixteen_processes_share_one_grant_without_revocation_or_failed_calls(ji
     go.touch()
     results = []
     for worker, log in zip(workers, logs):
-        out, _ = worker.communicate(timeout=SECONDS + 60)
+        out, _ = worker.communicate(timeout=seconds + 60)
         assert worker.returncode == 0, log.read_text()[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
-    elapsed = min(time.monotonic() - started, SECONDS + 1)
+    return results, min(time.monotonic() - started, seconds + 1)
+
+
+@pytest.mark.timeout(SECONDS + 180)
+def test_sixteen_processes_share_one_grant_without_revocation_or_failed_calls(jira_emulator, airflow_db, tmp_path):
+    emu = jira_emulator
+    emu.oauth.access_token_ttl = TOKEN_TTL
+    emu.oauth.reuse_leeway = 1.0
+    emu.oauth.companion_ttl = 1.0
+    emu.oauth.omit_refresh_token_every = 4
+    put_connection("jira_stress", emu.connection_json("oauth2"), refresh_margin=MARGIN)
+
+    results, elapsed = run_workers(emu, tmp_path, "jira_stress", PROCESSES, SECONDS)
 
     calls = sum(r["calls"] for r in results)
     failures = sum(r["failures"] for r in results)
@@ -99,3 +104,22 @@ def _refresh_directly(emu, refresh_token):
         },
         timeout=10,
     )
+
+
+@pytest.mark.timeout(30 + 180)
+def test_the_default_margin_is_capped_by_the_granted_lifetime(jira_emulator, airflow_db, tmp_path):
+    """2-second tokens and no refresh_margin: the 300 s default must not mean a refresh per call."""
+    emu = jira_emulator
+    emu.oauth.access_token_ttl = TOKEN_TTL
+    emu.oauth.reuse_leeway = 1.0
+    put_connection("jira_short_lived", emu.connection_json("oauth2"))
+
+    results, elapsed = run_workers(emu, tmp_path, "jira_short_lived", 8, 30.0)
+
+    lifetimes = elapsed / TOKEN_TTL
+    refreshes = emu.stats.token_refreshes
+    print(f"\n8 processes, {elapsed:.0f}s: {refreshes} refreshes for {lifetimes:.0f} token lifetimes "
+          f"({refreshes / lifetimes:.2f} per lifetime)")
+    assert sum(r["failures"] for r in results) == 0
+    assert emu.stats.family_revocations == 0
+    assert refreshes <= 1.5 * lifetimes + 3

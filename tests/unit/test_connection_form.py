@@ -25,7 +25,7 @@ def test_the_state_the_connection_store_writes_is_masked_only_where_it_is_secret
     secret_keys = {airflow_db.EXTRA_REFRESH_TOKEN, airflow_db.EXTRA_ACCESS_TOKEN}
     public_keys = {
         airflow_db.EXTRA_EXPIRES_AT, airflow_db.EXTRA_ROTATED_AT, airflow_db.EXTRA_GRANTED_SCOPES,
-        airflow_db.EXTRA_REFRESH_STARTED_AT, airflow_db.EXTRA_GRANT_ID,
+        airflow_db.EXTRA_REFRESH_STARTED_AT, airflow_db.EXTRA_GRANT_ID, airflow_db.EXTRA_LIFETIME,
     }
     assert all(should_hide_value_for_key(k) for k in secret_keys)
     assert not any(should_hide_value_for_key(k) for k in public_keys)

@@ -47,6 +47,7 @@ EXTRA_ROTATED_AT = "refresh_rotated_at"
 EXTRA_GRANTED_SCOPES = "granted_scopes"
 EXTRA_REFRESH_STARTED_AT = "refresh_started_at"
 EXTRA_GRANT_ID = "grant_id"
+EXTRA_LIFETIME = "access_lifetime"
 # Names used before 0.2, read when the new ones are absent and removed on the next write.
 _LEGACY_KEYS = {EXTRA_EXPIRES_AT: "access_token_expires_at", EXTRA_ROTATED_AT: "refresh_token_rotated_at"}
 
@@ -70,6 +71,7 @@ def state_from_extra(extra: dict[str, Any]) -> TokenState | None:
             "scopes": extra.get(EXTRA_GRANTED_SCOPES) or (),
             "rotated_at": _extra_get(extra, EXTRA_ROTATED_AT),
             "refresh_started_at": extra.get(EXTRA_REFRESH_STARTED_AT),
+            "lifetime": extra.get(EXTRA_LIFETIME),
         }
     )
 
@@ -86,6 +88,7 @@ def state_into_extra(extra: dict[str, Any], state: TokenState, grant_id: str | N
     extra[EXTRA_ROTATED_AT] = state.rotated_at
     extra[EXTRA_GRANTED_SCOPES] = " ".join(state.scopes)
     extra[EXTRA_REFRESH_STARTED_AT] = state.refresh_started_at
+    extra[EXTRA_LIFETIME] = state.lifetime
     if grant_id:
         extra[EXTRA_GRANT_ID] = grant_id
     return extra
