@@ -13,6 +13,8 @@ _WHERE = {
     "BulkCreateErrorItem": "bulk",
     "BulkCreateResult": "bulk",
     "BulkFetchResult": "bulk",
+    "jql_list": "jql",
+    "jql_quote": "jql",
     "JiraAuthenticationError": "errors",
     "JiraBulkError": "errors",
     "JiraClient": "http",
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
     from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
     from airflow_provider_jira_auth.client.http import JiraClient, error_from_response
+    from airflow_provider_jira_auth.client.jql import jql_list, jql_quote
     from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, is_safe_to_repeat
     from airflow_provider_jira_auth.client.urls import accessible_resources_url, authorize_url, gateway_rest_url, normalize_base_url, rest_endpoint_url, site_rest_url, tenant_info_url, token_url
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
+from airflow_provider_jira_auth.client.jql import jql_quote
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -39,10 +40,6 @@ def dedup_label(dag_id: str, task_id: str | None = None) -> str:
         digest = hashlib.sha256(label.encode()).hexdigest()[:16]
         label = f"{label[: MAX_LABEL_LENGTH - 17]}~{digest}"
     return label
-
-
-def _jql_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)
@@ -160,7 +157,7 @@ class JiraIssueNotifier(BaseNotifier):
         client = hook.get_conn()
         try:
             jql = self.jql or (
-                f"project = {_jql_string(self.project_key)} AND labels = {_jql_string(label)} "
+                f"project = {jql_quote(self.project_key)} AND labels = {jql_quote(label)} "
                 "AND statusCategory != Done ORDER BY created DESC"
             )
             existing = next(iter(client.search_issues(jql, fields=["summary"], page_size=1, max_results=1)), None)
