@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any
@@ -537,18 +537,39 @@ class JiraClient:
 
         return BulkFetchResult(keys, fetch)
 
-    def create_issue(self, fields: dict[str, Any], *, update: dict[str, Any] | None = None) -> dict[str, Any]:
+    def create_issue(
+        self, fields: dict[str, Any], *, update: dict[str, Any] | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Create one issue; a plain-text ``description`` or ``environment`` is converted to ADF.
 
+        :param idempotency_key: create at most one issue for this key, also when an answer is
+            lost or the call is repeated (a task retry): the issue carries a marker label, which
+            is looked up before anything is sent again (see ``client/idempotency.py`` for the
+            limit Jira's eventually consistent search sets). Without it, a lost answer raises
+            and nothing is resent.
         :return: ``{"id", "key", "self"}``.
         """
         payload: dict[str, Any] = {"fields": with_rich_text(fields)}
         if update:
             payload["update"] = update
+        if idempotency_key is not None:
+            from airflow_provider_jira_auth.client.idempotency import create_issue_once
+
+            return create_issue_once(self, payload, idempotency_key)
         return self.request("POST", "issue", json=payload)
 
-    def create_issues(self, issues: Iterable[dict[str, Any]], *, raise_on_error: bool = True) -> BulkCreateResult:
+    def create_issues(
+        self,
+        issues: Iterable[dict[str, Any]],
+        *,
+        raise_on_error: bool = True,
+        idempotency_keys: Sequence[str] | None = None,
+    ) -> BulkCreateResult:
         """Create many issues, 50 per ``POST issue/bulk``.
+
+        With ``idempotency_keys`` (one distinct key per issue), each issue is created at most once
+        across lost answers and repeated calls, like :meth:`create_issue`'s ``idempotency_key``;
+        issues that already exist are reported as created, with their keys.
 
         Each item is a ``fields`` dict, or ``{"fields": ..., "update": ...}``. Jira creates what it
         can and reports the rest per element; indexes in the result refer to positions in
@@ -559,13 +580,17 @@ class JiraClient:
         :param raise_on_error: raise :class:`JiraBulkError` (holding the result) if any issue
             was not created; otherwise return the result with its ``errors``.
         """
+        if idempotency_keys is not None:
+            from airflow_provider_jira_auth.client.idempotency import create_issues_once
+
+            return create_issues_once(self, issues, idempotency_keys, raise_on_error=raise_on_error)
         result = BulkCreateResult()
         offset = 0
         chunks = chunked((issue_update(item) for item in issues), BULK_CREATE_CHUNK)
         failure: JiraError | None = None
         for chunk in chunks:
             try:
-                body = self._bulk_create_chunk(chunk)
+                body = self.bulk_create_chunk(chunk)
             except JiraError as exc:
                 if not result.created:
                     raise
@@ -588,7 +613,9 @@ class JiraClient:
             raise JiraBulkError(result) from failure
         return result
 
-    def _bulk_create_chunk(self, chunk: list[dict[str, Any]]) -> Any:
+    def bulk_create_chunk(self, chunk: list[dict[str, Any]]) -> Any:
+        """One ``POST issue/bulk`` of at most 50 ``issueUpdates``; the answer's body, also for a 400
+        whose every element failed (Jira reports those per element too)."""
         response = self._send("POST", "issue/bulk", None, {"issueUpdates": chunk})
         # When every element fails Jira answers 400, with the same per-element body as a 201.
         if response.status_code == 400:

@@ -193,8 +193,14 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
 
     Jira creates what it can of a bulk request and reports the rest per element. Each failure is
     logged with its position and Jira's reason. Then, with ``fail_on_error`` (the default), the
-    task fails, after pushing the keys that *were* created as XCom ``created_keys`` (a retry would
-    create those again: clean up or set ``retries=0``); without it, it returns what was created.
+    task fails, after pushing the keys that *were* created as XCom ``created_keys``; without it,
+    it returns what was created.
+
+    With ``create_once=True`` every issue is created at most once for this task of this DAG run:
+    each carries a marker label, a lost answer is checked against Jira before anything is sent
+    again, and a task retry reuses the issues its earlier tries created (see
+    ``client/idempotency.py`` for the limit Jira's eventually consistent search sets). Without
+    it, a lost answer fails the task and a retry may create the same issues again.
 
     .. code-block:: python
 
@@ -219,6 +225,11 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
     :param fields: more fields of the one issue, e.g. ``{"priority": {"name": "High"}}`` (templated).
     :param issues: many issues to create in bulk, each a ``fields`` dict (templated; may be an XComArg).
     :param fail_on_error: fail the task if any issue of a bulk create was not created.
+    :param create_once: create each issue at most once per DAG run, across lost answers and task
+        retries (adds a marker label ``airflow-once-...`` to each issue).
+    :param idempotency_key: with ``create_once``, what identifies "the same issue" (templated);
+        default ``<dag_id>/<task_id>/<run_id>/<map_index>``, and the issue's position is appended
+        for a bulk create.
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
@@ -230,6 +241,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         "labels",
         "fields",
         "issues",
+        "idempotency_key",
     )
     jira_operations = ("create_issue", "create_issues")
 
@@ -244,6 +256,8 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         fields: dict[str, Any] | None = None,
         issues: Sequence[dict[str, Any]] | None = None,
         fail_on_error: bool = True,
+        create_once: bool = False,
+        idempotency_key: str | None = None,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -260,7 +274,17 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         self.fields = fields
         self.issues = issues
         self.fail_on_error = fail_on_error
+        self.create_once = create_once or idempotency_key is not None
+        self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
+
+    def _once_key(self, context: Context) -> str | None:
+        if not self.create_once:
+            return None
+        if self.idempotency_key:
+            return str(self.idempotency_key)
+        ti = context["ti"]
+        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
 
     def _defaults(self) -> dict[str, Any]:
         defaults: dict[str, Any] = {"issuetype": {"name": self.issue_type}}
@@ -270,10 +294,10 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
 
     def execute(self, context: Context) -> str | list[str]:
         if self.issues is None:
-            return self._create_one()
+            return self._create_one(context)
         return self._create_many(context)
 
-    def _create_one(self) -> str:
+    def _create_one(self, context: Context) -> str:
         fields: dict[str, Any] = {**self._defaults(), "summary": self.summary}
         if self.description is not None:
             fields["description"] = self.description
@@ -282,7 +306,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         fields.update(self.fields or {})
         if "project" not in fields:
             raise ValueError("JiraCreateIssueOperator needs project_key (or a 'project' in fields)")
-        created = self.jira_client().create_issue(fields)
+        created = self.jira_client().create_issue(fields, idempotency_key=self._once_key(context))
         self.log.info("Created %s: %s", created["key"], self.summary)
         return created["key"]
 
@@ -299,7 +323,9 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         if not items:
             self.log.info("No issues to create")
             return []
-        result = self.jira_client().create_issues(items, raise_on_error=False)
+        base = self._once_key(context)
+        keys = None if base is None else [f"{base}/{n}" for n in range(len(items))]
+        result = self.jira_client().create_issues(items, raise_on_error=False, idempotency_keys=keys)
         self.log.info("Created %d of %d issue(s): %s", len(result.created), len(items), ", ".join(result.keys))
         for error in result.errors:
             self.log.error(

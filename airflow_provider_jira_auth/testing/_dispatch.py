@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ._accounts import Accounts, User
-from ._faults import DelayBook, FaultBook
+from ._faults import DelayBook, FaultBook, FaultMix, RequestRateLimit
 from ._http import App, HttpError, Request, Response, jira_error, json_response
 from ._oauth import OAuthServer, TokenError
 from ._rest import REMOVED_MESSAGE, REMOVED_PATHS, Caller, JiraRestApi, Route
@@ -108,6 +108,8 @@ class Dispatcher:
         self.default_user = default_user
         self.rest = JiraRestApi(clock)
         self.faults = FaultBook()
+        self.fault_mix: FaultMix | None = None
+        self.rate_limit: RequestRateLimit | None = None
         self.delays = DelayBook()
         self.requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
         self.consent = "approve"
@@ -121,15 +123,25 @@ class Dispatcher:
     def handle(self, request: Request, home: JiraSite, main: bool) -> Response | None:
         with self.lock:
             via = self._via(request.path, main)
+            now = self.clock()
             rule = self.faults.take(request.method, request.path)
-            if rule is not None:
+            limited = self.rate_limit.check(request.path, now) if rule is None and self.rate_limit else None
+            if rule is None and limited is None and self.fault_mix is not None:
+                rule = self.fault_mix.draw(request.method, request.path)
+            if limited is not None:
+                self.counters.bump("rate_limited")
+                response = limited
+            elif rule is not None and not rule.after_work:
                 self.counters.bump(rule.counter)
-                response = rule.respond(self.clock())
+                response = rule.respond(now)
             else:
                 try:
                     response = self._route(request, home, main)
                 except HttpError as exc:
                     response = exc.response
+                if rule is not None:  # the work is done; its answer is lost
+                    self.counters.bump(rule.counter)
+                    response = rule.respond(now)
             self._record(request, response, via)
             delay = self.delays.take(request.method, request.path)
         if delay is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ class FaultRule:
     times: int
     respond: Responder
     counter: str = "faults_injected"  # the stats counter bumped when it fires
+    # True: the request is carried out first and only its answer is lost (a 503 or a dropped
+    # socket after Jira acted): the case a client must not answer by sending the request again.
+    after_work: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method != method:
@@ -120,3 +124,65 @@ class DelayRule:
 
 
 DelayBook = RuleBook[DelayRule]
+
+
+class FaultMix:
+    """Random faults on Jira REST calls, drawn per call from a seeded generator.
+
+    :param server_errors: share of calls answered 503.
+    :param dropped: share of calls whose connection is dropped without an answer.
+    :param after_work: share of those faults that strike after the call was carried out.
+    :param methods: the methods it applies to (default: all).
+    """
+
+    def __init__(
+        self, server_errors: float, dropped: float, after_work: float, seed: int, methods: tuple[str, ...] | None
+    ) -> None:
+        import random
+
+        self.server_errors, self.dropped, self.after_work = server_errors, dropped, after_work
+        self.methods = methods
+        self._rng = random.Random(seed)
+
+    def draw(self, method: str, path: str) -> FaultRule | None:
+        if "/rest/api/" not in path or (self.methods is not None and method not in self.methods):
+            return None
+        roll = self._rng.random()
+        if roll < self.server_errors:
+            respond = failure(503, {"Retry-After": "1"}, None, False)
+        elif roll < self.server_errors + self.dropped:
+            respond = failure(0, None, None, True)
+        else:
+            return None
+        return FaultRule(method, None, 1, respond, after_work=self._rng.random() < self.after_work)
+
+
+class RequestRateLimit:
+    """At most ``per_second`` Jira REST calls a second (a token bucket), 429 beyond, as Jira's burst limit."""
+
+    def __init__(self, per_second: float, reason: str = "jira-burst-based") -> None:
+        self.per_second = per_second
+        self.reason = reason
+        self._tokens = per_second
+        self._last: float | None = None
+
+    def check(self, path: str, now: float) -> Response | None:
+        if "/rest/api/" not in path:
+            return None
+        if self._last is not None:
+            self._tokens = min(self.per_second, self._tokens + (now - self._last) * self.per_second)
+        self._last = now
+        remaining = self._tokens - 1
+        if remaining < 0:
+            wait = max(1, math.ceil(-remaining / self.per_second))
+            headers = {
+                "Retry-After": str(wait),
+                "X-RateLimit-Limit": str(int(self.per_second)),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": iso_utc(now + wait),
+                "X-RateLimit-NearLimit": "true",
+                "RateLimit-Reason": self.reason,
+            }
+            return jira_error(429, ["Rate limit exceeded."], headers=headers)
+        self._tokens = remaining
+        return None

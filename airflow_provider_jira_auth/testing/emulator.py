@@ -24,7 +24,7 @@ from typing import Any
 
 from ._accounts import Accounts, User
 from ._dispatch import Dispatcher, RecordedRequest
-from ._faults import DelayRule, FaultRule, failure, rate_limited
+from ._faults import DelayRule, FaultMix, FaultRule, RequestRateLimit, failure, rate_limited
 from ._http import EmulatorHTTPServer
 from ._oauth import OAuthApp, OAuthServer, OAuthSettings
 from ._runtime import Clock, Counters
@@ -338,16 +338,47 @@ class JiraCloudEmulator:
         headers: dict[str, str] | None = None,
         body: Any = None,
         drop: bool = False,
+        after_work: bool = False,
     ) -> None:
         """The next ``times`` calls matching method (None or "*": any) and path regex (searched) fail.
 
         ``body``: None gives a Jira-style JSON error, a str is sent as an HTML page (like a proxy's),
         a dict or list as JSON. ``drop=True`` closes the connection without any answer.
+        ``after_work=True``: the call is carried out first (an issue is created...), then its
+        answer is replaced by the failure, as when a proxy or the network loses Jira's answer.
         """
         with self._lock:
             self._dispatcher.faults.add(
-                FaultRule(_method(method), re.compile(path_regex), times, failure(status, headers, body, drop))
+                FaultRule(
+                    _method(method), re.compile(path_regex), times, failure(status, headers, body, drop),
+                    after_work=after_work,
+                )
             )
+
+    def inject_fault_mix(
+        self,
+        *,
+        server_errors: float = 0.0,
+        dropped: float = 0.0,
+        after_work: float = 0.5,
+        seed: int = 0,
+        methods: Iterable[str] | None = None,
+    ) -> None:
+        """From now on, a random share of Jira REST calls fails: ``server_errors`` answered 503,
+        ``dropped`` with the connection closed; ``after_work`` of those after the call was carried
+        out. Seeded, so a test sees the same sequence each run. ``clear_fault_mix()`` stops it."""
+        with self._lock:
+            chosen = tuple(m.upper() for m in methods) if methods is not None else None
+            self._dispatcher.fault_mix = FaultMix(server_errors, dropped, after_work, seed, chosen)
+
+    def clear_fault_mix(self) -> None:
+        with self._lock:
+            self._dispatcher.fault_mix = None
+
+    def limit_request_rate(self, per_second: float | None, *, reason: str = "jira-burst-based") -> None:
+        """At most ``per_second`` Jira REST calls a second, 429 with Jira's headers beyond; None lifts it."""
+        with self._lock:
+            self._dispatcher.rate_limit = RequestRateLimit(per_second, reason) if per_second else None
 
     def delay_next(self, method: str | None, path_regex: str | re.Pattern[str], seconds: float, *, times: int = 1) -> None:
         """Answer the next ``times`` matching calls ``seconds`` late; the work itself is done at once.

@@ -1,0 +1,190 @@
+"""Creating issues at most once across lost answers, client retries and task retries.
+
+Jira offers no idempotency key on ``POST /issue`` or ``/issue/bulk``. When a create's answer is
+lost (a 5xx, a dropped connection) Jira may or may not have created the issue, so the client
+never resends blindly (client/retry.py). With an idempotency key, each issue carries a marker
+label derived from it (``airflow-once-<hash>``); before a create is sent again, and before a task
+retry creates anything, the issues already holding their marker are looked up and reused.
+
+The guarantee has one limit: Jira's search is eventually consistent. An issue created moments
+ago may not be found yet, so a lookup after a lost answer waits for the index to catch up
+(``SETTLE_WAITS``, about 7 s in all) before concluding that nothing was created. An index that
+lags longer than that can still let a duplicate through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_jira_auth.client.bulk import (
+    BULK_CREATE_CHUNK,
+    BulkCreateResult,
+    add_bulk_create_chunk,
+    error_item,
+    issue_update,
+)
+from airflow_provider_jira_auth.client.errors import JiraBulkError, JiraError, JiraServerError, JiraTransportError
+from airflow_provider_jira_auth.client.jql import jql_list
+
+if TYPE_CHECKING:
+    from airflow_provider_jira_auth.client.http import JiraClient
+
+log = logging.getLogger(__name__)
+
+MARKER_PREFIX = "airflow-once-"
+#: waits between lookups of a marker after a lost answer (Jira's index catching up)
+SETTLE_WAITS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+#: sends of one create (the first included) before its lost answers fail the call
+MAX_SENDS = 4
+# Labels per lookup: a JQL `labels in (...)` list stays well under URL and JQL limits.
+_LOOKUP_BATCH = 50
+
+
+def marker_label(idempotency_key: str) -> str:
+    """The label that marks the issue created under ``idempotency_key`` (no spaces, 33 chars)."""
+    return MARKER_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+
+
+def _unsure(exc: JiraError) -> bool:
+    """A failure after which Jira may have created the issue anyway."""
+    return isinstance(exc, (JiraTransportError, JiraServerError))
+
+
+def find_marked(client: JiraClient, labels: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Issues holding each marker label: ``{label: {"id", "key", "self"}}`` (the oldest per label)."""
+    wanted = list(dict.fromkeys(labels))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), _LOOKUP_BATCH):
+        batch = wanted[start : start + _LOOKUP_BATCH]
+        jql = f"labels in {jql_list(batch)} ORDER BY created ASC"
+        for issue in client.search_issues(jql, fields=["labels"], page_size=100):
+            for label in (issue.get("fields") or {}).get("labels") or ():
+                if label in batch and label not in found:
+                    found[label] = {"id": issue.get("id"), "key": issue.get("key"), "self": issue.get("self")}
+    return found
+
+
+def _settled_lookup(client: JiraClient, labels: list[str], sleep: Callable[[float], None]) -> dict[str, dict[str, Any]]:
+    """After a lost answer: look, and look again while Jira's index may still be catching up."""
+    found = find_marked(client, labels)
+    for wait in SETTLE_WAITS:
+        if len(found) == len(labels):
+            break
+        sleep(wait)
+        found.update(find_marked(client, [label for label in labels if label not in found]))
+    return found
+
+
+def with_marker(update: dict[str, Any], label: str) -> dict[str, Any]:
+    fields = dict(update["fields"])
+    fields["labels"] = [*(fields.get("labels") or ()), label]
+    return {**update, "fields": fields}
+
+
+def create_issue_once(
+    client: JiraClient,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """``POST issue`` at most once for ``idempotency_key``; returns ``{"id", "key", "self"}``."""
+    label = marker_label(idempotency_key)
+    existing = find_marked(client, [label])
+    if label in existing:
+        log.info("Issue %s already holds idempotency marker %s: not creating it again", existing[label]["key"], label)
+        return existing[label]
+    payload = with_marker(payload, label)
+    for send in range(1, MAX_SENDS + 1):
+        try:
+            return client.request("POST", "issue", json=payload)
+        except JiraError as exc:
+            if not _unsure(exc):
+                raise
+            found = _settled_lookup(client, [label], sleep)
+            if label in found:
+                log.info("The answer to creating %s was lost (%s); Jira had created it", found[label]["key"], exc)
+                return found[label]
+            if send == MAX_SENDS:
+                raise
+            log.warning("Creating an issue got no answer (%s) and Jira holds no issue with marker %s: sending again", exc, label)
+    raise AssertionError("unreachable")
+
+
+def create_issues_once(
+    client: JiraClient,
+    items: Iterable[dict[str, Any]],
+    idempotency_keys: Sequence[str],
+    *,
+    raise_on_error: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BulkCreateResult:
+    """``POST issue/bulk`` in chunks of 50, each issue at most once for its key (same order as ``items``)."""
+    updates = [issue_update(item) for item in items]
+    if len(idempotency_keys) != len(updates):
+        raise ValueError(f"{len(idempotency_keys)} idempotency keys for {len(updates)} issues: give one per issue")
+    labels = [marker_label(key) for key in idempotency_keys]
+    if len(set(labels)) != len(labels):
+        raise ValueError("idempotency keys must be distinct, one per issue")
+    result = BulkCreateResult()
+    already = find_marked(client, labels)
+    pending = []
+    for index, label in enumerate(labels):
+        if label in already:
+            result.created.append({**already[label], "index": index})
+        else:
+            pending.append(index)
+    if already:
+        log.info("%d of %d issues already hold their idempotency marker: not creating them again", len(already), len(labels))
+    for start in range(0, len(pending), BULK_CREATE_CHUNK):
+        chunk = pending[start : start + BULK_CREATE_CHUNK]
+        _create_chunk_once(client, chunk, [with_marker(updates[i], labels[i]) for i in chunk], labels, result, sleep)
+    result.created.sort(key=lambda issue: issue["index"])
+    result.errors.sort(key=lambda error: error.index)
+    if result.errors and raise_on_error:
+        raise JiraBulkError(result)
+    return result
+
+
+def _create_chunk_once(
+    client: JiraClient,
+    indexes: list[int],
+    updates: list[dict[str, Any]],
+    labels: list[str],
+    result: BulkCreateResult,
+    sleep: Callable[[float], None],
+) -> None:
+    for send in range(1, MAX_SENDS + 1):
+        try:
+            body = client.bulk_create_chunk(updates)
+        except JiraError as exc:
+            if not _unsure(exc):
+                result.errors.extend(error_item(i, getattr(exc, "status", None), [str(exc)]) for i in indexes)
+                return
+            found = _settled_lookup(client, [labels[i] for i in indexes], sleep)
+            for i in indexes:
+                if labels[i] in found:
+                    result.created.append({**found[labels[i]], "index": i})
+            remaining = [(i, u) for i, u in zip(indexes, updates) if labels[i] not in found]
+            if not remaining:
+                return
+            if send == MAX_SENDS:
+                result.errors.extend(
+                    error_item(i, None, [f"not created after {send} sends whose answers were lost: {exc}"])
+                    for i, _ in remaining
+                )
+                return
+            log.warning("A bulk create got no answer (%s); %d of its issues are not in Jira: sending them again", exc, len(remaining))
+            indexes, updates = [i for i, _ in remaining], [u for _, u in remaining]
+            continue
+        part = BulkCreateResult()
+        add_bulk_create_chunk(part, body, 0, len(indexes))
+        result.created.extend({**issue, "index": indexes[issue["index"]]} for issue in part.created)
+        result.errors.extend(
+            error_item(indexes[e.index], e.status, e.error_messages, e.errors) for e in part.errors
+        )
+        return
