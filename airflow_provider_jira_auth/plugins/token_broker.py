@@ -114,9 +114,35 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     }
 
 
+_TOO_LARGE = {"error": "too_large", "message": f"the request body is larger than {MAX_BODY} bytes"}
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``MAX_BODY``.
+
+    A declared ``Content-Length`` over the cap is refused before a byte of the body is read; a
+    body without one (chunked) or longer than declared is read only up to the cap.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > MAX_BODY:
+                return None
+        except ValueError:
+            return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
 @router.post(broker_protocol.PATH)
 async def token(request: Request) -> JSONResponse:
-    body = await request.body()
+    body = await _read_body(request)
+    if body is None:
+        return JSONResponse(_TOO_LARGE, status_code=413, headers={"Cache-Control": "no-store", "Connection": "close"})
     signature = request.headers.get(broker_protocol.SIGNATURE_HEADER, "")
     # The refresh does blocking HTTP and database work: keep it off the event loop.
     status, payload = await run_in_threadpool(_serve, body, signature)

@@ -1,0 +1,86 @@
+"""A huge request body is refused at once, without the broker's process reading it into memory."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from airflow_provider_jira_auth.auth import broker_protocol
+
+HUGE = 512 * 1024 * 1024
+CHUNK = 256 * 1024
+MAX_ANSWER_SECONDS = 1.0
+MAX_GROWTH_KB = 20 * 1024
+
+
+def send_huge_body(url_port: int, *, chunked: bool) -> tuple[bytes, float, int]:
+    """POST a 512 MiB body to the broker from a generator; returns (answer head, seconds to it, bytes sent).
+
+    The body is written by a thread while this one waits for the answer, as a client that does
+    not wait for ``100 Continue`` would: the answer must come while the body is still arriving.
+    """
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {HUGE}"
+    head = (
+        f"POST {broker_protocol.PATH} HTTP/1.1\r\nHost: 127.0.0.1:{url_port}\r\n"
+        f"Content-Type: application/json\r\n{broker_protocol.SIGNATURE_HEADER}: {'0' * 64}\r\n{framing}\r\n\r\n"
+    ).encode()
+    zeros = b"0" * CHUNK
+    sent = 0
+    stop = threading.Event()
+
+    def body():
+        nonlocal sent
+        try:
+            while sent < HUGE and not stop.is_set():
+                sock.sendall(b"%x\r\n%s\r\n" % (CHUNK, zeros) if chunked else zeros)
+                sent += CHUNK
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server closed the connection: what it should do
+
+    sock = socket.create_connection(("127.0.0.1", url_port))
+    sock.settimeout(30)
+    started = time.monotonic()
+    sock.sendall(head)
+    writer = threading.Thread(target=body, daemon=True)
+    writer.start()
+    answer = b""
+    try:
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        sock.close()
+        writer.join(30)
+    return answer, elapsed, sent
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_512_mib_body_gets_413_within_a_second_and_the_server_does_not_grow(start_broker, chunked):
+    server = start_broker()
+    # Warm up the path (imports, thread pool) so that the figures below measure the big request only.
+    assert server.post(b"{}", "0" * 64).status_code in (400, 403)
+    rss_before = server.status_kb("VmRSS")
+    peak_before = server.status_kb("VmHWM")
+
+    answer, elapsed, sent = send_huge_body(server.port, chunked=chunked)
+
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 413"), (status_line, server.log()[-2000:])
+    assert elapsed < MAX_ANSWER_SECONDS, f"413 after {elapsed:.2f}s ({sent >> 20} MiB sent)"
+    time.sleep(0.3)  # let the server finish with the connection
+    grown = server.status_kb("VmRSS") - rss_before
+    peak_grown = server.status_kb("VmHWM") - peak_before
+    assert grown < MAX_GROWTH_KB and peak_grown < MAX_GROWTH_KB, (
+        f"the server grew by {grown} kB (peak by {peak_grown} kB) on a refused request"
+    )
+    # And it still serves.
+    assert server.post(b"{}", "0" * 64).status_code in (400, 403)
