@@ -3,7 +3,8 @@
 A task proves it may have a connection's access token by signing its request with a key
 derived from that connection's client secret, which it read from the connection anyway:
 possession of the connection is the credential, and no api-server user or password has to be
-handed to workers. Timestamps bound replays to ``MAX_SKEW`` seconds.
+handed to workers. Timestamps bound replays to ``MAX_SKEW`` seconds; within that window the broker
+accepts each nonce once (it remembers them in the metadata database, for every api-server process).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
-import threading
 import time
 from typing import Any
 
 SIGNATURE_HEADER = "X-Jira-Auth-Signature"
 MAX_SKEW = 300.0
 PATH = "/token"
+MAX_CONN_ID = 250  # Airflow's limit
+MIN_NONCE, MAX_NONCE = 8, 128
 
 
 def _key(client_secret: str) -> bytes:
@@ -30,57 +33,113 @@ def token_fingerprint(access_token: str) -> str:
     return hashlib.sha256(access_token.encode()).hexdigest()
 
 
+def sign(client_secret: str, body: bytes) -> str:
+    """The signature of ``body`` under the key derived from ``client_secret`` (hex)."""
+    return hmac.new(_key(client_secret), body, hashlib.sha256).hexdigest()
+
+
 def signed_request(
     client_secret: str, conn_id: str, *, min_valid: float, rejected: str | None = None, force: bool = False
 ) -> tuple[bytes, str]:
     body = json.dumps(
         {
             "conn_id": conn_id,
-            "min_valid": min_valid,
+            "min_valid": float(min_valid),
             "rejected": token_fingerprint(rejected) if rejected else None,
             "force": force,
             "ts": time.time(),
             "nonce": secrets.token_hex(8),
         },
         separators=(",", ":"),
+        allow_nan=False,
     ).encode()
-    return body, hmac.new(_key(client_secret), body, hashlib.sha256).hexdigest()
+    return body, sign(client_secret, body)
 
 
-def parse_unverified(body: bytes) -> dict[str, Any]:
-    data = json.loads(body)
-    if not isinstance(data, dict) or not isinstance(data.get("conn_id"), str):
-        raise ValueError("a JSON object with conn_id is required")
-    return data
+class BadRequest(ValueError):
+    """The body is not a well-formed broker request; the message says which field is wrong."""
+
+
+class _NonFinite(str):
+    """What JSON's NaN, Infinity and -Infinity parse to here: never a number, named in the error."""
+
+
+def _number(data: dict[str, Any], field: str, default: float | None = None) -> float:
+    value = data.get(field, default)
+    if isinstance(value, _NonFinite):
+        raise BadRequest(f"{field} must be a finite number, not {value}")
+    # bool is an int subclass in Python, but true is not a number of seconds.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{field} must be a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        raise BadRequest(f"{field} must be a finite number, not one that overflows a float") from None
+    if not math.isfinite(number):
+        raise BadRequest(f"{field} must be a finite number, not {value!r}")
+    return number
+
+
+def parse_request(body: bytes) -> dict[str, Any]:
+    """The request's fields, checked for shape and type only (the signature is checked later).
+
+    Strict on purpose, since it runs before the signature check: NaN, Infinity and numbers that
+    overflow a float (``1e400``) are refused, and so are booleans where a number is expected.
+    Raises :class:`BadRequest`.
+    """
+    try:
+        data = json.loads(body, parse_constant=_NonFinite)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    conn_id, nonce, rejected, force = data.get("conn_id"), data.get("nonce"), data.get("rejected"), data.get("force", False)
+    if not isinstance(conn_id, str) or not 0 < len(conn_id) <= MAX_CONN_ID:
+        raise BadRequest("conn_id must be a connection id")
+    if not isinstance(nonce, str) or not MIN_NONCE <= len(nonce) <= MAX_NONCE:
+        raise BadRequest(f"nonce must be a string of {MIN_NONCE} to {MAX_NONCE} characters")
+    if rejected is not None and not (isinstance(rejected, str) and len(rejected) <= MAX_NONCE):
+        raise BadRequest("rejected must be an access token's fingerprint or null")
+    if not isinstance(force, bool):
+        raise BadRequest("force must be true or false")
+    return {
+        "conn_id": conn_id,
+        "ts": _number(data, "ts"),
+        "nonce": nonce,
+        "min_valid": _number(data, "min_valid", 0.0),
+        "rejected": rejected,
+        "force": force,
+    }
 
 
 def verify_signature(client_secret: str, body: bytes, signature: str) -> bool:
-    expected = hmac.new(_key(client_secret), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature or "")
+    return hmac.compare_digest(sign(client_secret, body), signature or "")
+
+
+def within_window(ts: float, now: float | None = None) -> bool:
+    """Whether a request stamped ``ts`` is inside the replay window around ``now``."""
+    now = time.time() if now is None else now
+    return abs(now - ts) <= MAX_SKEW
 
 
 class ReplayGuard:
-    """Accepts a signed request once, and only within ``MAX_SKEW`` of its timestamp.
-
-    Nonces are remembered for ``MAX_SKEW`` per api-server process; a replay that reaches another
-    process is answered with the access token the request's owner already has, never a refresh
-    token.
-    """
+    """Accepts a signed request once, and only within ``MAX_SKEW`` of its timestamp (per process)."""
 
     def __init__(self) -> None:
+        import threading
+
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def fresh(self, data: dict[str, Any], now: float | None = None) -> bool:
         now = time.time() if now is None else now
-        ts, nonce = data.get("ts"), data.get("nonce")
-        if not isinstance(ts, (int, float)) or not isinstance(nonce, str) or abs(now - ts) > MAX_SKEW:
+        if not within_window(data["ts"], now):
             return False
         with self._lock:
             for old, seen_at in list(self._seen.items()):
                 if now - seen_at > 2 * MAX_SKEW:
                     del self._seen[old]
-            if nonce in self._seen:
+            if data["nonce"] in self._seen:
                 return False
-            self._seen[nonce] = now
+            self._seen[data["nonce"]] = now
             return True

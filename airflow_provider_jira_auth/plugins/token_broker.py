@@ -10,6 +10,7 @@ api-server. See docs/token-rotation.md for why this route was chosen.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -33,6 +34,9 @@ router = APIRouter()
 # endpoint tells an unauthenticated caller nothing about which connections exist.
 _FORBIDDEN = {"error": "forbidden", "message": "the request's signature does not match an oauth2 jira_cloud connection"}
 
+_STALE = {"error": "stale", "message": "the request is too old, replayed, or the clocks differ"}
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+
 _ERROR_KINDS: list[tuple[type[Exception], str, int]] = [
     (JiraGrantRevokedError, "grant_revoked", 409),
     (JiraClientSecretError, "client_secret", 409),
@@ -55,11 +59,17 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     from airflow_provider_jira_auth.hooks.token_provider import direct_token_provider
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
-    if len(body) > MAX_BODY or not signature:
+    if not _SIGNATURE.fullmatch(signature):
         return 403, _FORBIDDEN
+    # Refused before any lookup: what the body alone shows to be wrong or stale.
     try:
-        request = broker_protocol.parse_unverified(body)
-        conn_id = request["conn_id"]
+        request = broker_protocol.parse_request(body)
+    except broker_protocol.BadRequest as exc:
+        return 400, {"error": "bad_request", "message": str(exc)}
+    if not broker_protocol.within_window(request["ts"]):
+        return 403, _STALE
+    conn_id = request["conn_id"]
+    try:
         conn = Connection.get_connection_from_secrets(conn_id)
     except Exception:
         return 403, _FORBIDDEN
@@ -73,20 +83,15 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
         return 403, _FORBIDDEN
     # Signed by someone holding the client secret: from here on, errors may say what is wrong.
     if not _replays.fresh(request):
-        return 403, {"error": "stale", "message": "the request is too old, replayed, or the clocks differ"}
-    try:
-        min_valid = min(max(float(request.get("min_valid") or 0.0), 0.0), MAX_MIN_VALID)
-    except (TypeError, ValueError):
-        return 400, {"error": "bad_request", "message": "min_valid must be a number of seconds"}
-    if min_valid != min_valid:  # NaN
-        return 400, {"error": "bad_request", "message": "min_valid must be a number of seconds"}
+        return 403, _STALE
+    min_valid = min(max(request["min_valid"], 0.0), MAX_MIN_VALID)
 
     provider = None
     try:
         provider = direct_token_provider(settings, margin=settings.refresh_margin)
-        rejected = request.get("rejected")
+        rejected = request["rejected"]
         state = None
-        if request.get("force"):
+        if request["force"]:
             state = provider.refresh_now()
         elif rejected:
             current = provider.store.load()

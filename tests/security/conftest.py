@@ -8,18 +8,22 @@ from that file.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from airflow_provider_jira_auth.auth import broker_protocol
+from airflow_provider_jira_auth.testing import JiraCloudEmulator
 
 APP = "airflow_provider_jira_auth.plugins.jira_auth:app"
 START_TIMEOUT = 90.0
@@ -99,16 +103,44 @@ def server_env(**overrides: str) -> dict[str, str]:
     return {**os.environ, "_AIRFLOW_PROCESS_CONTEXT": "server", "PYTHONUNBUFFERED": "1", **overrides}
 
 
-@pytest.fixture
-def start_broker(tmp_path: Path, airflow_db: str) -> Iterator[Callable[..., BrokerServer]]:
-    """Starts broker servers on the session's metadata DB (``env`` overrides), stopped after the test."""
+@contextmanager
+def _servers(directory: Path) -> Iterator[Callable[..., BrokerServer]]:
     servers: list[BrokerServer] = []
 
     def start(name: str = "broker", **env: str) -> BrokerServer:
-        server = BrokerServer(tmp_path / f"{name}-{len(servers)}.log", server_env(**env))
+        server = BrokerServer(directory / f"{name}-{len(servers)}.log", server_env(**env))
         servers.append(server)
         return server
 
-    yield start
-    for server in servers:
-        server.stop()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def start_broker(tmp_path: Path, airflow_db: str) -> Iterator[Callable[..., BrokerServer]]:
+    """Starts broker servers on the session's metadata DB (``env`` overrides), stopped after the test."""
+    with _servers(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_emulator() -> Iterator[JiraCloudEmulator]:
+    """One emulator for a module's tests (its connections point at it)."""
+    with JiraCloudEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory, airflow_db: str) -> Iterator[BrokerServer]:
+    """One broker server for a module's tests."""
+    with _servers(tmp_path_factory.mktemp("broker")) as start:
+        yield start()
+
+
+def signed(client_secret: str, raw: str) -> tuple[bytes, str]:
+    """A hand-written body and its valid signature (for bodies ``signed_request`` would never build)."""
+    body = raw.encode()
+    return body, hmac.new(broker_protocol._key(client_secret), body, hashlib.sha256).hexdigest()
