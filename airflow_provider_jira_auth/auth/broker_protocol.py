@@ -121,25 +121,3 @@ def within_window(ts: float, now: float | None = None) -> bool:
     now = time.time() if now is None else now
     return abs(now - ts) <= MAX_SKEW
 
-
-class ReplayGuard:
-    """Accepts a signed request once, and only within ``MAX_SKEW`` of its timestamp (per process)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def fresh(self, data: dict[str, Any], now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        if not within_window(data["ts"], now):
-            return False
-        with self._lock:
-            for old, seen_at in list(self._seen.items()):
-                if now - seen_at > 2 * MAX_SKEW:
-                    del self._seen[old]
-            if data["nonce"] in self._seen:
-                return False
-            self._seen[data["nonce"]] = now
-            return True

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from airflow_provider_jira_auth.auth import broker_protocol
+from airflow_provider_jira_auth.plugins.broker_nonces import NonceStore
 from airflow_provider_jira_auth.client.errors import (
     JiraClientSecretError,
     JiraConfigError,
@@ -50,7 +51,7 @@ MAX_BODY = 4096
 # Longest freshness a task may ask for: more than an access token lives would force a refresh
 # on every call (refreshes on purpose go through "force").
 MAX_MIN_VALID = 1800.0
-_replays = broker_protocol.ReplayGuard()
+_nonces = NonceStore()
 
 
 def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
@@ -82,8 +83,12 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     if settings.auth_type != "oauth2" or not broker_protocol.verify_signature(settings.client_secret or "", body, signature):
         return 403, _FORBIDDEN
     # Signed by someone holding the client secret: from here on, errors may say what is wrong.
-    if not _replays.fresh(request):
-        return 403, _STALE
+    try:
+        if not _nonces.accept(conn_id, request["nonce"]):
+            return 403, _STALE
+    except Exception as exc:
+        log.error("Token broker: could not record a request's nonce in the metadata database (%s)", type(exc).__name__)
+        return 503, {"error": "store", "message": "the token broker could not record the request in the metadata database; try again"}
     min_valid = min(max(request["min_valid"], 0.0), MAX_MIN_VALID)
 
     provider = None

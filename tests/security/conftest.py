@@ -49,6 +49,8 @@ class BrokerServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def wait_ready(self) -> BrokerServer:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
@@ -62,6 +64,7 @@ class BrokerServer:
                 self.stop()
                 raise RuntimeError(f"the broker server did not answer within {START_TIMEOUT}s:\n{self.log()[-3000:]}")
             time.sleep(0.2)
+        return self
 
     @property
     def pid(self) -> int:
@@ -107,10 +110,13 @@ def server_env(**overrides: str) -> dict[str, str]:
 def _servers(directory: Path) -> Iterator[Callable[..., BrokerServer]]:
     servers: list[BrokerServer] = []
 
-    def start(name: str = "broker", **env: str) -> BrokerServer:
-        server = BrokerServer(directory / f"{name}-{len(servers)}.log", server_env(**env))
-        servers.append(server)
-        return server
+    def start(*names: str, **env: str) -> BrokerServer | list[BrokerServer]:
+        """One server per name (started together), or one called "broker"."""
+        started = [BrokerServer(directory / f"{name}-{len(servers) + i}.log", server_env(**env)) for i, name in enumerate(names or ["broker"])]
+        servers.extend(started)
+        for server in started:
+            server.wait_ready()
+        return started if len(names) > 1 else started[0]
 
     try:
         yield start
