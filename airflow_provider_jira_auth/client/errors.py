@@ -20,6 +20,28 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+def describe_error(exc: BaseException) -> str:
+    """``exc`` in one short line that carries no statement parameters.
+
+    ``str()`` of a SQLAlchemy ``StatementError`` (``DBAPIError`` and the rest) appends the SQL
+    statement and its bound parameters: for a write of a connection, its extra with the client
+    secret and refresh token, cut in the middle where a whole-secret scrub cannot find them.
+    Such an error is named by its class and the first line of the database's own message
+    (``exc.orig``); any other exception by its class and the first line of its message.
+    """
+    if hasattr(exc, "statement") or hasattr(exc, "orig"):
+        orig = getattr(exc, "orig", None)
+        if not isinstance(orig, BaseException):
+            return type(exc).__name__
+        return f"{type(exc).__name__} ({type(orig).__module__}.{type(orig).__name__}: {_first_line(orig)})"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
 class JiraError(Exception):
     """Base class of every error this package raises."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,6 +26,8 @@ from airflow_provider_jira_auth.client.errors import (
     JiraError,
     JiraGrantRevokedError,
     JiraTokenStoreError,
+    describe_error,
+    scrub,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,13 @@ MAX_BODY = 4096
 # on every call (refreshes on purpose go through "force").
 MAX_MIN_VALID = 1800.0
 _nonces = NonceStore()
+
+
+def _error_text(exc: BaseException) -> str:
+    """The provider's own error text; a database error's text only through describe_error."""
+    if hasattr(exc, "statement") or hasattr(exc, "orig"):
+        return describe_error(exc)
+    return str(exc)
 
 
 def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
@@ -105,11 +115,18 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
         if state is None:
             state = provider.get_token(min_valid)
     except Exception as exc:
+        # Whatever an error says, it leaves here without the connection's secrets, and a
+        # database error without its statement's parameters (see describe_error).
+        secrets = (settings.client_id, settings.client_secret, settings.refresh_token)
         for kind, name, status in _ERROR_KINDS:
             if isinstance(exc, kind):
-                log.warning("Token broker: connection %r: %s", conn_id, exc)
-                return status, {"error": name, "message": str(exc)}
-        log.exception("Token broker: connection %r: unexpected failure", conn_id)
+                message = scrub(_error_text(exc), secrets)
+                log.warning("Token broker: connection %r: %s", conn_id, message)
+                return status, {"error": name, "message": message}
+        log.error(
+            "Token broker: connection %r: unexpected failure: %s\n%s",
+            conn_id, scrub(describe_error(exc), secrets), "".join(traceback.format_tb(exc.__traceback__)),
+        )
         return 500, {"error": "internal", "message": f"{type(exc).__name__} in the token broker; see the api-server log"}
     finally:
         if provider is not None:

@@ -17,7 +17,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from airflow_provider_jira_auth.auth.token_state import TokenState
-from airflow_provider_jira_auth.client.errors import JiraClientSecretError, JiraGrantRevokedError, JiraTokenStoreError
+from airflow_provider_jira_auth.client.errors import (
+    JiraClientSecretError,
+    JiraGrantRevokedError,
+    JiraTokenStoreError,
+    describe_error,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
@@ -114,10 +119,10 @@ class TokenStore(ABC):
                 except JiraTokenStoreError:
                     raise
                 except Exception as exc:
+                    # Not chained: a database error's text carries the statement's parameters.
                     raise JiraTokenStoreError(
-                        f"could not write to the {self.describe()} ({type(exc).__name__}: {exc}); "
-                        "no refresh was sent"
-                    ) from exc
+                        f"could not write to the {self.describe()} ({describe_error(exc)}); no refresh was sent"
+                    ) from None
 
             try:
                 new = refresher(view, begin)
@@ -151,9 +156,9 @@ class TokenStore(ABC):
                     )
                     raise JiraTokenStoreError(
                         f"could not save the rotated refresh token to the {self.describe()} after "
-                        f"{attempt} attempts ({type(exc).__name__}: {exc}); the previous one stays "
+                        f"{attempt} attempts ({describe_error(exc)}); the previous one stays "
                         "usable for about 10 minutes"
-                    ) from exc
+                    ) from None
                 log.warning(
                     "Saving the rotated refresh token to the %s failed (%s); retrying in %.1fs",
                     self.describe(), type(exc).__name__, delay,
