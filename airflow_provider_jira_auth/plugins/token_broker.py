@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -29,6 +31,9 @@ from airflow_provider_jira_auth.client.errors import (
     describe_error,
     scrub,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +69,88 @@ def _error_text(exc: BaseException) -> str:
     return str(exc)
 
 
-def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
-    from airflow.models.connection import Connection
+class _Refusals:
+    """Requests no oauth2 jira_cloud connection signed: each is logged at debug, and a warning sums
+    them up at most every ``REFUSAL_LOG_EVERY`` seconds, so that a flood of them cannot flood the log.
+    """
 
-    from airflow_provider_jira_auth.hooks.token_provider import direct_token_provider
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._next_log = 0.0
+
+    def refused(self, conn_id: str, reason: str) -> None:
+        log.debug("Token broker: refused a request for connection id %r: %s", conn_id, reason)
+        now = time.monotonic()
+        with self._lock:
+            self._count += 1
+            if now < self._next_log:
+                return
+            count, self._count, self._next_log = self._count, 0, now + REFUSAL_LOG_EVERY
+        log.warning(
+            "Token broker: refused %d request(s) since the last such message that no oauth2 jira_cloud connection "
+            "signed (unknown connection, another type, or another client secret), the latest for connection id %r; "
+            "a worker whose copy of the connection differs from the api-server's gets these too",
+            count, conn_id,
+        )
+
+
+REFUSAL_LOG_EVERY = 60.0
+_refusals = _Refusals()
+
+
+def _lookup(conn_id: str) -> Any:
+    """The connection from the secrets backends, in Airflow's order, or ``None``.
+
+    ``Connection.get_connection_from_secrets`` does the same plus a ``SecretCache`` write whose
+    ``get_uri()`` logs a warning about the ``_`` in ``jira_cloud`` on every call: a warning per
+    request, which anyone could trigger by sending badly signed requests.
+    """
+    from airflow.configuration import ensure_secrets_loaded
+
+    for backend in ensure_secrets_loaded():
+        try:
+            conn = backend.get_connection(conn_id=conn_id)
+        except Exception as exc:
+            if type(exc).__name__ == "AirflowSecretsBackendAccessDenied":
+                return None  # an authoritative deny: no less restrictive backend may answer instead
+            log.debug("Token broker: secrets backend %s failed for a connection lookup", type(backend).__name__)
+            continue
+        if conn:
+            return conn
+    return None
+
+
+def _signed_settings(conn_id: str, body: bytes, signature: str) -> JiraConnectionSettings | None:
+    """The connection's settings if it is an oauth2 jira_cloud connection that signed ``body``."""
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
+    conn = _lookup(conn_id)
+    if not conn:
+        _refusals.refused(conn_id, "no such connection")
+        return None
+    if conn.conn_type != "jira_cloud":
+        _refusals.refused(conn_id, "not a jira_cloud connection")
+        return None
+    try:
+        settings = JiraConnectionSettings.of(conn_id, conn)
+    except JiraConfigError:
+        _refusals.refused(conn_id, "its settings are invalid")
+        return None
+    if settings.auth_type != "oauth2" or not settings.client_secret:
+        _refusals.refused(conn_id, "not an oauth2 connection")
+        return None
+    if not broker_protocol.verify_signature(settings.client_secret, body, signature):
+        _refusals.refused(conn_id, "the signature does not match")
+        return None
+    return settings
+
+
+def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
+    from airflow_provider_jira_auth.hooks.token_provider import direct_token_provider
+
     if not _SIGNATURE.fullmatch(signature):
+        _refusals.refused("", "no signature")
         return 403, _FORBIDDEN
     # Refused before any lookup: what the body alone shows to be wrong or stale.
     try:
@@ -80,17 +160,8 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     if not broker_protocol.within_window(request["ts"]):
         return 403, _STALE
     conn_id = request["conn_id"]
-    try:
-        conn = Connection.get_connection_from_secrets(conn_id)
-    except Exception:
-        return 403, _FORBIDDEN
-    if not conn or conn.conn_type != "jira_cloud":
-        return 403, _FORBIDDEN
-    try:
-        settings = JiraConnectionSettings.of(conn_id, conn)
-    except JiraConfigError:
-        return 403, _FORBIDDEN
-    if settings.auth_type != "oauth2" or not broker_protocol.verify_signature(settings.client_secret or "", body, signature):
+    settings = _signed_settings(conn_id, body, signature)
+    if settings is None:
         return 403, _FORBIDDEN
     # Signed by someone holding the client secret: from here on, errors may say what is wrong.
     try:
