@@ -101,6 +101,13 @@ class BrokerServer:
         self._log.close()
 
 
+def airflow_cli(env: dict[str, str], *args: str) -> None:
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"airflow {' '.join(args[:2])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+
+
 def server_env(**overrides: str) -> dict[str, str]:
     """This session's Airflow environment (home, metadata DB, Fernet key), as an api-server sees it."""
     return {**os.environ, "_AIRFLOW_PROCESS_CONTEXT": "server", "PYTHONUNBUFFERED": "1", **overrides}

@@ -1,6 +1,6 @@
 """Token stores that fail with the connection's secrets in their error text (a careless custom store).
 
-Named by ``token_store`` in a connection's extra; the broker server imports them from here.
+Named by ``grant_store`` in a connection's extra; the broker server imports them from here.
 """
 
 from __future__ import annotations

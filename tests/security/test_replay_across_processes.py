@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from airflow_provider_jira_auth.auth import broker_protocol
-from tests.db_connections import connection_extra, put_connection
+from tests.db_connections import put_connection
+from tests.security.conftest import airflow_cli
 
 CONN_ID = "jira_sec_replay"
-
-
-def airflow_cli(env: dict[str, str], *args: str) -> None:
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), *args], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, f"airflow {' '.join(args[:2])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
 
 
 @pytest.fixture(params=["session-db", "sqlite"])

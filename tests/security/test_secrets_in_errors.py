@@ -2,76 +2,84 @@
 
 SQLAlchemy's errors print the statement's parameters: for ``UPDATE connection`` that is the
 connection's extra, which holds the client id, the client secret and the refresh token (in
-plain text when no Fernet key is configured, as here). The database is made to refuse the
-write with a trigger on this test's connection only; the broker is then asked for a forced
-refresh, whose first step writes the store.
+plain text when no Fernet key is configured, as here). In a throwaway database, a trigger
+refuses updates of this test's connection; the broker is then asked for a forced refresh, whose
+first step writes the store.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from airflow_provider_jira_auth.auth import broker_protocol
+from tests.airflow_harness import DEFAULT_POSTGRES_ADMIN_DSN, _create_database, _drop_database, postgres_available
 from tests.db_connections import connection_extra, put_connection
+from tests.security.conftest import airflow_cli
 
 CONN_ID = "jira_sec_readonly"
 REFUSAL = "connection jira_sec_readonly is read-only"
 
 TRIGGERS = {
-    "postgresql": (
-        [
-            "CREATE OR REPLACE FUNCTION jira_sec_refuse() RETURNS trigger AS $$ "
-            f"BEGIN RAISE EXCEPTION '{REFUSAL}'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER jira_sec_readonly BEFORE UPDATE ON connection FOR EACH ROW "
-            f"WHEN (OLD.conn_id = '{CONN_ID}') EXECUTE FUNCTION jira_sec_refuse()",
-        ],
-        ["DROP TRIGGER IF EXISTS jira_sec_readonly ON connection", "DROP FUNCTION IF EXISTS jira_sec_refuse()"],
-    ),
-    "sqlite": (
-        [
-            f"CREATE TRIGGER jira_sec_readonly BEFORE UPDATE ON connection WHEN OLD.conn_id = '{CONN_ID}' "
-            f"BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END"
-        ],
-        ["DROP TRIGGER IF EXISTS jira_sec_readonly"],
-    ),
+    "postgresql": [
+        "CREATE FUNCTION jira_sec_refuse() RETURNS trigger AS $$ "
+        f"BEGIN RAISE EXCEPTION '{REFUSAL}'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER jira_sec_readonly BEFORE UPDATE ON connection FOR EACH ROW "
+        f"WHEN (OLD.conn_id = '{CONN_ID}') EXECUTE FUNCTION jira_sec_refuse()",
+    ],
+    "sqlite": [
+        f"CREATE TRIGGER jira_sec_readonly BEFORE UPDATE ON connection WHEN OLD.conn_id = '{CONN_ID}' "
+        f"BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END"
+    ],
 }
 
 
-def execute(statements: list[str], **params) -> None:
-    from airflow.utils.session import create_session
-    from sqlalchemy import text
-
-    with create_session() as session:
-        for statement in statements:
-            session.execute(text(statement), params)
-
-
 @pytest.fixture
-def read_only_connection(jira_emulator, airflow_db) -> dict[str, str]:
-    """Connection CONN_ID stored unencrypted, with a database that refuses any update of it."""
-    from airflow import settings
+def read_only_db(tmp_path, jira_emulator) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """A throwaway metadata DB without a Fernet key (extras in plain text) holding CONN_ID, whose
+    updates the database refuses; yields (environment overrides, the connection's extra).
 
+    PostgreSQL when the machine runs one, as in the deployment this reproduces; SQLite otherwise.
+    """
+    from sqlalchemy import create_engine, text
+
+    home = tmp_path / "home"
+    home.mkdir()
+    database = None
+    if postgres_available():
+        database = f"jira_auth_sec_{uuid.uuid4().hex[:10]}"
+        _create_database(DEFAULT_POSTGRES_ADMIN_DSN, database, "airflow-provider-jira-auth security test")
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    else:
+        url = f"sqlite:///{home / 'airflow.db'}"
+    overrides = {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url, "AIRFLOW__CORE__FERNET_KEY": ""}
+    env = {**os.environ, **overrides}
     data = json.loads(jira_emulator.connection_json("oauth2"))
-    put_connection(CONN_ID, json.dumps(data))
-    # As a deployment without a Fernet key stores it: the extra in plain text.
-    execute(["UPDATE connection SET extra = :extra, is_extra_encrypted = :no WHERE conn_id = :conn_id"],
-            extra=json.dumps(data["extra"]), no=False, conn_id=CONN_ID)
-    create, drop = TRIGGERS[settings.engine.dialect.name]
-    execute(drop)
-    execute(create)
-    yield data["extra"]
-    execute(drop)
+    try:
+        airflow_cli(env, "db", "migrate")
+        airflow_cli(env, "connections", "add", CONN_ID, "--conn-json", json.dumps(data))
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            for statement in TRIGGERS[engine.dialect.name]:
+                connection.execute(text(statement))
+        engine.dispose()
+        yield overrides, data["extra"]
+    finally:
+        if database:
+            _drop_database(DEFAULT_POSTGRES_ADMIN_DSN, database)
 
 
 def fragments(secret: str, size: int = 8) -> set[str]:
     return {secret[i : i + size] for i in range(len(secret) - size + 1)}
 
 
-def test_a_refused_write_answers_409_without_any_fragment_of_the_secrets(start_broker, read_only_connection, jira_emulator):
-    extra = read_only_connection
-    server = start_broker(AIRFLOW__CORE__FERNET_KEY="")
+def test_a_refused_write_answers_409_without_any_fragment_of_the_secrets(start_broker, read_only_db, jira_emulator):
+    overrides, extra = read_only_db
+    server = start_broker(**overrides)
     refreshes = jira_emulator.stats.token_refreshes
 
     answer = server.post(*broker_protocol.signed_request(extra["client_secret"], CONN_ID, min_valid=0, force=True))
@@ -93,7 +101,7 @@ def test_a_refused_write_answers_409_without_any_fragment_of_the_secrets(start_b
 )
 def test_an_error_quoting_the_secrets_is_scrubbed_in_the_answer_and_the_log(start_broker, jira_emulator, airflow_db, store, status):
     conn_id = f"jira_sec_{store.lower()}"
-    put_connection(conn_id, jira_emulator.connection_json("oauth2", token_store=f"tests.security.leaky_stores.{store}"))
+    put_connection(conn_id, jira_emulator.connection_json("oauth2", grant_store=f"tests.security.leaky_stores.{store}"))
     extra = connection_extra(conn_id)
     server = start_broker()
 
