@@ -47,6 +47,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "oauth2 only: the app's secret.",
         "schema": {"type": ["string", "null"], "format": "password"},
     },
+    "broker_secret": {
+        "label": "Token broker secret",
+        "description": "oauth2 only: signs this connection's requests to the provider's token broker, so "
+        "that another connection of the same OAuth app cannot obtain this one's access tokens. Written by "
+        "the consent step; for a connection defined elsewhere, set any long random string.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
     "refresh_token": {
         "label": "OAuth refresh token",
         "description": "oauth2 only: filled in by the consent step and kept current by the provider "

@@ -156,6 +156,7 @@ class JiraConnectionSettings:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     refresh_token: str | None = field(default=None, repr=False)
+    broker_secret: str | None = field(default=None, repr=False)
     scopes: tuple[str, ...] = ()
     grant_store: str | None = None
     auth_url: str = DEFAULT_AUTH_URL
@@ -169,6 +170,14 @@ class JiraConnectionSettings:
     def uses_gateway(self) -> bool:
         """3LO and scoped API tokens only work through the API gateway (see ATLASSIAN.md)."""
         return self.auth_type == "oauth2" or self.scoped_credential or bool(self.cloud_id)
+
+    @property
+    def broker_signing_secret(self) -> str:
+        """What signs this connection's token-broker requests: the app's client secret, bound to
+        this connection by its own ``broker_secret`` when it has one (see docs/security.md)."""
+        if not self.broker_secret:
+            return self.client_secret or ""
+        return f"{self.client_secret or ''}\0{self.broker_secret}"
 
     @property
     def grant_id(self) -> str | None:
@@ -260,7 +269,12 @@ class JiraConnectionSettings:
         )
         if auth_type == "basic":
             return cls(**common, **_basic_credentials(login, password, extra))
-        return cls(**common, **_oauth2_credentials(conn_id, extra, common["grant_store"]))
+        broker_secret = extra_value(extra, "broker_secret")
+        return cls(
+            **common,
+            **_oauth2_credentials(conn_id, extra, common["grant_store"]),
+            broker_secret=str(broker_secret) if broker_secret else None,
+        )
 
 
 def _basic_credentials(login: str | None, password: str | None, extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,8 @@ class BrokerTokenProvider:
     process caches nothing but what :class:`JiraOAuth2Auth` keeps in memory.
 
     :param conn_id: the connection.
-    :param client_secret: signs requests (see ``broker_protocol``); never sent.
+    :param client_secret: signs requests (the connection's ``broker_signing_secret``, see
+        ``broker_protocol``); never sent.
     :param url: the broker's base URL, e.g. ``http://api-server:8080/jira-auth``.
     """
 

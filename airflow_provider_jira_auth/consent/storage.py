@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from typing import Any
 
 from airflow_provider_jira_auth.auth.token_state import TokenState
@@ -47,6 +48,8 @@ def save_consent(
     from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value, grant_fingerprint
 
     extra = {**(existing.extra_dejson if existing is not None else {}), **fields["extra"]}
+    # Binds this connection's token-broker requests to it alone (docs/security.md).
+    extra.setdefault("broker_secret", secrets.token_urlsafe(32))
     # A consent starts a new grant: its own token state, apart from the previous grant's.
     extra = state_into_extra(extra, state, grant_fingerprint(str(extra_value(extra, "client_id")), state.refresh_token))
     settings = JiraConnectionSettings.from_connection(
@@ -58,7 +61,11 @@ def save_consent(
     if print_only or (outside_airflow and store.kind == "connection"):
         # The person has to store it themselves; only the configuration and the refresh token,
         # not the cached access token or the store's bookkeeping.
-        document = {"conn_type": "jira_cloud", "host": fields["host"], "extra": {**fields["extra"], "refresh_token": state.refresh_token}}
+        document = {
+            "conn_type": "jira_cloud",
+            "host": fields["host"],
+            "extra": {**fields["extra"], "refresh_token": state.refresh_token, "broker_secret": extra["broker_secret"]},
+        }
         reason = "as asked" if print_only else f"because {conn_id!r} is defined outside the metadata database ({where})"
         messages.append(
             f"Not written to Airflow {reason}. Store this as the connection (env var AIRFLOW_CONN_{conn_id.upper()} "

@@ -121,7 +121,7 @@ def token_provider_for(settings: JiraConnectionSettings, *, margin: float | None
 
         provider: TokenProvider = BrokerTokenProvider(
             settings.conn_id,
-            settings.client_secret or "",
+            settings.broker_signing_secret,
             broker_url(settings),
             store_description=store.describe(),
             # The broker may wait for another refresh (the store's lock, up to 150 s) and retry

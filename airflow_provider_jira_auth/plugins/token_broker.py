@@ -140,7 +140,7 @@ def _signed_settings(conn_id: str, body: bytes, signature: str) -> JiraConnectio
     if settings.auth_type != "oauth2" or not settings.client_secret:
         _refusals.refused(conn_id, "not an oauth2 connection")
         return None
-    if not broker_protocol.verify_signature(settings.client_secret, body, signature):
+    if not broker_protocol.verify_signature(settings.broker_signing_secret, body, signature):
         _refusals.refused(conn_id, "the signature does not match")
         return None
     return settings
@@ -188,7 +188,7 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     except Exception as exc:
         # Whatever an error says, it leaves here without the connection's secrets, and a
         # database error without its statement's parameters (see describe_error).
-        secrets = (settings.client_id, settings.client_secret, settings.refresh_token)
+        secrets = (settings.client_id, settings.client_secret, settings.refresh_token, settings.broker_secret)
         for kind, name, status in _ERROR_KINDS:
             if isinstance(exc, kind):
                 message = scrub(_error_text(exc), secrets)

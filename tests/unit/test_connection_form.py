@@ -9,7 +9,7 @@ from airflow_provider_jira_auth.auth.stores import airflow_db
 from airflow_provider_jira_auth.connection_fields import CONN_FIELDS, RENAMED_KEYS, field_label
 
 # The secrets a jira_cloud connection holds in its extra, by what they are (ATLASSIAN.md).
-SECRETS = {"client_secret", "refresh_token"}
+SECRETS = {"client_secret", "refresh_token", "broker_secret"}
 
 
 @pytest.mark.parametrize("name", sorted(CONN_FIELDS))

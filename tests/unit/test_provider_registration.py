@@ -27,7 +27,7 @@ def test_provider_info_validates_against_airflows_schema():
 
 def test_the_connection_form_declares_every_public_extra_key_and_hides_secrets():
     assert DESIGN_EXTRA_KEYS <= set(CONN_FIELDS)
-    assert set(SECRET_FIELDS) == {"client_secret", "refresh_token"}
+    assert set(SECRET_FIELDS) == {"client_secret", "refresh_token", "broker_secret"}
 
 
 def test_airflow_lists_the_provider_and_its_hook():
