@@ -234,7 +234,8 @@ def test_a_connection_consented_on_the_page_tests_green_there_and_airflows_form_
     }
     form = _open_in_airflows_form(tall_context, airflow, conn_id)
     text = dom_text(form)
-    assert app.client_id in text  # the form did load the connection's extra
+    # The form did load the connection's extra, also the keys stored after the tokens.
+    assert app.client_id in text and extra["granted_scopes"] in text
     for name, secret in secrets.items():
         assert secret and secret not in text, f"the {name} is readable in Airflow's connection form"
 
