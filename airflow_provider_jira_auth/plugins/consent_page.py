@@ -224,7 +224,7 @@ async def connect_page(request: Request, message: str = "", error: str = "", sig
 
 
 @router.post(PAGE_PATH + "/{conn_id}/test")
-async def test(request: Request, conn_id: str, csrf: str = Form("")) -> Response:
+async def run_test(request: Request, conn_id: str, csrf: str = Form("")) -> Response:
     """Test the stored connection ``conn_id`` itself (in a thread) and show the hook's answer."""
     user = await _current_user(request)
     if user is None:

@@ -64,14 +64,13 @@ def row_of(page, conn_id: str):
     return page.get_by_role("row").filter(has=page.get_by_role("cell", name=conn_id, exact=True))
 
 
-def test_on_the_page(page, airflow, conn_id: str):
+def press_test_on_the_page(page, airflow, conn_id: str):
     """Press the page's Test for ``conn_id``; the page comes back with the result in its banner."""
     row_of(page, conn_id).get_by_role("button", name="Test", exact=True).click()
     page.wait_for_url(re.compile(re.escape(airflow.api_url + PAGE) + r"\?(message|error)="))
     return page.locator("p[role=status], p[role=alert]")
 
 
-test_on_the_page.__test__ = False  # a helper, not a test
 
 
 def dom_text(page) -> str:

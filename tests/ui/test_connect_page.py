@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.ui.browser import DOCS, PAGE, dom_text, expect, row_of, sign_in, test_on_the_page, update_screenshots
+from tests.ui.browser import DOCS, PAGE, dom_text, expect, press_test_on_the_page, row_of, sign_in, update_screenshots
 
 pytestmark = pytest.mark.airflow_executor
 
@@ -211,7 +211,7 @@ def test_a_connection_consented_on_the_page_tests_green_there_and_airflows_form_
 
     # Test, on the page: the stored connection itself calls /myself as the consenting user.
     myself_calls = _myself_calls(emulator)
-    banner = test_on_the_page(page, airflow, conn_id)
+    banner = press_test_on_the_page(page, airflow, conn_id)
     expect(banner).to_have_attribute("role", "status")
     expect(banner).to_have_text(
         f"Test of {conn_id} passed: Connected to {emulator.url} through the API gateway as "
@@ -265,7 +265,7 @@ def test_a_refresh_token_stored_by_hand_shows_its_real_health_and_becomes_known_
 
     # Test refreshes once, on the real connection, which now records the new token's issue time.
     before = time.time()
-    banner = test_on_the_page(page, airflow, conn_id)
+    banner = press_test_on_the_page(page, airflow, conn_id)
     expect(banner).to_have_attribute("role", "status")
     expect(banner).to_contain_text(f"Test of {conn_id} passed")
     row = row_of(page, conn_id)
