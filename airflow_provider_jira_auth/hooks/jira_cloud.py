@@ -43,13 +43,13 @@ def token_health(state: TokenState) -> dict[str, Any]:
 
     A refresh token the provider did not obtain itself (put into the connection by hand, with
     ``airflow connections add`` or the form) has no known issue time: its age and the days left
-    before the inactivity expiry are ``None`` and ``refresh_token_origin`` says why, until the
+    before the inactivity expiry are ``None`` and ``refresh_origin`` says why, until the
     first refresh replaces it with one whose time is recorded.
     """
     now = time.time()
     age = (now - state.rotated_at) / 86400 if state.rotated_at else None
     return {
-        "refresh_token_origin": "obtained by the provider"
+        "refresh_origin": "obtained by the provider"
         if state.rotated_at
         else "stored by hand: its age is unknown until the first refresh",
         "granted_scopes": list(state.scopes),

@@ -19,7 +19,7 @@ def conn(conn_id: str = "jira_x", auth_type: str = "oauth2"):
 
 
 def oauth_health(state: TokenState | None) -> dict:
-    health = {"auth_type": "oauth2", "token_store": "connection 'jira_x' in the metadata database"}
+    health = {"auth_type": "oauth2", "grant_store": "connection 'jira_x' in the metadata database"}
     if state is None:
         return {**health, "refresh_token": "none yet: run airflow-jira-auth authorize"}
     return {**health, **token_health(state)}
@@ -27,8 +27,8 @@ def oauth_health(state: TokenState | None) -> dict:
 
 def test_a_refresh_token_stored_by_hand_has_an_unknown_age_not_a_dash():
     health = token_health(TokenState(refresh_token="rt"))
-    assert health["refresh_token_origin"] == "stored by hand: its age is unknown until the first refresh"
-    assert health["refresh_token_rotated_at"] is None and health["days_until_inactivity_expiry"] is None
+    assert health["refresh_origin"] == "stored by hand: its age is unknown until the first refresh"
+    assert health["refresh_rotated_at"] is None and health["days_until_inactivity_expiry"] is None
 
     auth, store, token, expiry = _health_cells(conn(), oauth_health(TokenState(refresh_token="rt")))
     assert (auth, token, expiry) == (
@@ -42,7 +42,7 @@ def test_a_refresh_token_stored_by_hand_has_an_unknown_age_not_a_dash():
 def test_a_refresh_token_the_provider_obtained_shows_when_and_the_days_left():
     issued = time.time() - 10 * 86400
     health = token_health(TokenState(refresh_token="rt", rotated_at=issued))
-    assert health["refresh_token_origin"] == "obtained by the provider"
+    assert health["refresh_origin"] == "obtained by the provider"
     _, _, token, expiry = _health_cells(conn(), oauth_health(TokenState(refresh_token="rt", rotated_at=issued)))
     assert token.startswith("obtained ") and token.endswith(" UTC")
     assert expiry == "80 days"
@@ -52,7 +52,7 @@ def test_basic_and_unconnected_and_broken_connections():
     assert _health_cells(conn(auth_type="basic"), {"auth_type": "basic"}) == ("API token", "-", "not used (API token)", "-")
     broken = {"problem": "Jira connection field 'extra.scoped_token': '***' is not a boolean; use true or false"}
     assert _health_cells(conn(auth_type="basic"), broken)[2] == broken["problem"]
-    assert _health_cells(conn(), {"refresh_token": "not connected yet"})[2:] == ("not connected yet", "-")
+    assert _health_cells(conn(), {"grant": "not connected yet"})[2:] == ("not connected yet", "-")
 
 
 def row(conn_id: str, health: dict, *, editable: bool = True, testable: bool = True) -> dict:
@@ -61,7 +61,7 @@ def row(conn_id: str, health: dict, *, editable: bool = True, testable: bool = T
 
 def test_buttons_follow_rights_and_the_test_connection_setting():
     held = oauth_health(TokenState(refresh_token="rt"))
-    html = _page([row("jira_a", held), row("jira_b", {"refresh_token": "not connected yet"})], "cb", "", "", csrf="c")
+    html = _page([row("jira_a", held), row("jira_b", {"grant": "not connected yet"})], "cb", "", "", csrf="c")
     assert 'action="connect/jira_a/test"' in html and 'action="connect/jira_a/start"' in html
     assert ">Reconnect<" in html and ">Connect to Jira<" in html  # jira_a holds a token, jira_b not yet
     assert html.count('name="csrf" value="c"') == 4
