@@ -1,10 +1,14 @@
-"""The "Connect to Jira" page: the 3LO consent round trip from the Airflow UI.
+"""The "Jira connections" page: every ``jira_cloud`` connection, its token health, Test, and 3LO consent.
 
-A signed-in user picks a ``jira_cloud`` oauth2 connection and clicks "Connect to Jira"; after
-Atlassian's consent page the refresh token lands in that connection. Only users allowed to edit
-the connection may start or finish it. The OAuth ``state`` travels in a short-lived cookie
-signed with the api-server's secret and bound to the user and the connection, so a redirect
-that another person's browser started (or a replayed one) is refused.
+It lists the metadata-DB ``jira_cloud`` connections the signed-in user may read, with auth type,
+site, token store and token health. **Test** runs ``JiraCloudHook(conn_id).test_connection()`` in
+the api-server on the real connection id (not on a copy, as Airflow's own Test does), for users
+with the rights Airflow's Test needs. **Connect to Jira** / **Reconnect** runs the 3LO consent
+round trip: after Atlassian's consent page the refresh token lands in that connection. Only users
+allowed to edit the connection may start or finish it. The OAuth ``state`` travels in a
+short-lived cookie signed with the api-server's secret and bound to the user and the connection,
+so a redirect that another person's browser started (or a replayed one) is refused. Every form
+carries a CSRF token derived from the user and that secret.
 """
 
 from __future__ import annotations
@@ -82,6 +86,18 @@ def _may_edit(user: Any, conn_id: str) -> bool:
     return _authorized(user, conn_id, "PUT", _team_of(conn_id))
 
 
+def _may_test(user: Any, conn_id: str) -> bool:
+    """What Airflow's ``POST /api/v2/connections/test`` needs: POST on connections and GET on this one."""
+    team = _team_of(conn_id)
+    return _authorized(user, None, "POST", team) and _authorized(user, conn_id, "GET", team)
+
+
+def _test_enabled() -> bool:
+    from airflow.configuration import conf
+
+    return conf.get("core", "test_connection", fallback="Disabled").lower().strip() == "enabled"
+
+
 def _user_key(user: Any) -> str:
     return str(getattr(user, "get_id", lambda: None)() or getattr(user, "username", "") or user)
 
@@ -101,7 +117,7 @@ def _secret() -> bytes:
 
     secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
     if not secret:
-        raise JiraError("the api-server has no [api] secret_key: set one to use the Connect to Jira page")
+        raise JiraError("the api-server has no [api] secret_key: set one to use the Jira connections page")
     return hashlib.sha256(b"airflow-provider-jira-auth/consent\x00" + secret.encode()).digest()
 
 
@@ -127,7 +143,7 @@ def _callback_url(request: Request) -> str:
 # -- pages -------------------------------------------------------------------------------------
 
 
-def _oauth_connections() -> list[Any]:
+def _jira_connections() -> list[Any]:
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -136,11 +152,19 @@ def _oauth_connections() -> list[Any]:
         rows = session.scalars(select(Connection).where(Connection.conn_type == "jira_cloud").order_by(Connection.conn_id)).all()
         for row in rows:
             session.expunge(row)
-    return [row for row in rows if _is_oauth2(row)]
+    return list(rows)
 
 
 def _is_oauth2(conn: Any) -> bool:
     return conn.conn_type == "jira_cloud" and str(conn.extra_dejson.get("auth_type") or "").lower() == "oauth2"
+
+
+def _db_jira_connection(conn_id: str) -> Any | None:
+    """The metadata-DB ``jira_cloud`` connection ``conn_id``, or None."""
+    from airflow_provider_jira_auth.consent.storage import find_connection
+
+    conn, where = find_connection(conn_id)
+    return conn if conn is not None and where == "db" and conn.conn_type == "jira_cloud" else None
 
 
 def _db_oauth_connection(conn_id: str) -> Any | None:
@@ -156,12 +180,13 @@ def _db_oauth_connection(conn_id: str) -> Any | None:
 
 
 def _listing(user: Any) -> list[dict[str, Any]]:
-    """The rows of the page: the oauth2 connections this user may see, with their token health."""
+    """The rows of the page: the ``jira_cloud`` connections this user may see, with their token health."""
     from airflow_provider_jira_auth.client.errors import JiraConfigError
     from airflow_provider_jira_auth.consent.storage import connection_status
 
     rows = []
-    for conn in _oauth_connections():
+    may_post = {}
+    for conn in _jira_connections():
         team = getattr(conn, "team_name", None) if _multi_team() else None
         # The page shows what Airflow's own Connections list would: nothing to users who may not read it.
         if not _authorized(user, conn.conn_id, "GET", team):
@@ -169,10 +194,12 @@ def _listing(user: Any) -> list[dict[str, Any]]:
         try:
             health = connection_status(conn.conn_id)
         except JiraConfigError as exc:
-            health = {"refresh_token": "not connected yet"} if exc.field == "extra.refresh_token" else {"problem": str(exc)}
+            health = {"grant": "not connected yet"} if exc.field == "extra.refresh_token" else {"problem": str(exc)}
         except JiraError as exc:
             health = {"problem": str(exc)}
-        rows.append(_row(conn, health, _authorized(user, conn.conn_id, "PUT", team)))
+        if team not in may_post:
+            may_post[team] = _authorized(user, None, "POST", team)
+        rows.append(_row(conn, health, editable=_authorized(user, conn.conn_id, "PUT", team), testable=may_post[team]))
     return rows
 
 
@@ -188,7 +215,43 @@ async def connect_page(request: Request, message: str = "", error: str = "", sig
     rows = await run_in_threadpool(_listing, user)
     # Connections hidden from this user must not read as "there are none: create one".
     empty_note = None if rows or _authorized(user, None, "GET", None) else _NO_ACCESS_NOTE
-    return HTMLResponse(_page(rows, _callback_url(request), message, error, csrf=_csrf_token(user), empty_note=empty_note))
+    return HTMLResponse(
+        _page(
+            rows, _callback_url(request), message, error,
+            csrf=_csrf_token(user), empty_note=empty_note, test_enabled=_test_enabled(),
+        )
+    )
+
+
+@router.post(PAGE_PATH + "/{conn_id}/test")
+async def run_test(request: Request, conn_id: str, csrf: str = Form("")) -> Response:
+    """Test the stored connection ``conn_id`` itself (in a thread) and show the hook's answer."""
+    user = await _current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    if not await run_in_threadpool(_may_test, user, conn_id):
+        return _back(request, error=f"You may not test connection {conn_id}.", status=403)
+    if not hmac.compare_digest(csrf, _csrf_token(user)):
+        return _back(request, error="The form is stale: reload the page and try again.", status=403)
+    if not _test_enabled():
+        return _back(request, error=_TEST_DISABLED, status=403)
+    if await run_in_threadpool(_db_jira_connection, conn_id) is None:
+        return _back(request, error=f"{conn_id} is not a jira_cloud connection in the metadata database.")
+    ok, summary = await run_in_threadpool(_run_test, conn_id)
+    log.info("Jira connections page: %s tested connection %r: %s", _user_key(user), conn_id, "ok" if ok else "failed")
+    if ok:
+        return _back(request, message=f"Test of {conn_id} passed: {summary}")
+    return _back(request, error=f"Test of {conn_id} failed: {summary}")
+
+
+def _run_test(conn_id: str) -> tuple[bool, str]:
+    from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
+
+    hook = JiraCloudHook(jira_conn_id=conn_id)
+    try:
+        return hook.test_connection()
+    finally:
+        hook.close()
 
 
 @router.post(PAGE_PATH + "/{conn_id}/start")
@@ -256,7 +319,7 @@ async def callback(request: Request) -> Response:
         summary = await run_in_threadpool(_finish, conn_id, params["code"], _callback_url(request))
     except JiraError as exc:
         return _back(request, error=f"{conn_id}: {exc}. Nothing changed.", clear=True)
-    log.info("Connect to Jira: %s consented connection %r", _user_key(user), conn_id)
+    log.info("Jira connections page: %s consented connection %r", _user_key(user), conn_id)
     return _back(request, message=summary, clear=True)
 
 
@@ -303,8 +366,8 @@ def _csrf_token(user: Any) -> str:
 # -- HTML --------------------------------------------------------------------------------------
 
 
-def _row(conn: Any, health: dict[str, Any], editable: bool) -> dict[str, Any]:
-    return {"conn": conn, "health": health, "editable": editable}
+def _row(conn: Any, health: dict[str, Any], *, editable: bool, testable: bool) -> dict[str, Any]:
+    return {"conn": conn, "health": health, "editable": editable, "testable": testable}
 
 
 def _when(iso: str) -> str:
@@ -318,10 +381,45 @@ _NO_ACCESS_NOTE = (
     "Your Airflow role may not see connections, so none is listed here: connecting Airflow to Jira needs "
     "edit rights on connections. Ask an Airflow admin."
 )
+_TEST_DISABLED = (
+    "Testing connections is disabled in Airflow's configuration ([core] test_connection): "
+    "ask your deployment admin to enable it."
+)
+_AUTH_LABELS = {"basic": "API token", "oauth2": "OAuth 2.0 (3LO)"}
+
+
+def _health_cells(conn: Any, health: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Auth type, token store, refresh token and "expires unused in", as the page shows them."""
+    auth = str(health.get("auth_type") or conn.extra_dejson.get("auth_type") or "basic").lower()
+    problem = health.get("problem")
+    if auth != "oauth2":
+        return _AUTH_LABELS.get(auth, auth), "-", str(problem or "not used (API token)"), "-"
+    store = str(health.get("grant_store") or "-")
+    if health.get("refresh_rotated_at"):
+        token = f"obtained {_when(health['refresh_rotated_at'])}"
+    elif health.get("refresh_origin"):  # a state without an issue time: put in by hand
+        token = f"held, {health['refresh_origin']}"
+    else:
+        token = str(problem or health.get("grant") or "not connected yet")
+    days = health.get("days_until_inactivity_expiry")
+    if days is not None:
+        expiry = f"{days:.0f} days"
+    elif health.get("refresh_origin"):
+        expiry = "unknown (at most 90 days)"
+    else:
+        expiry = "-"
+    return _AUTH_LABELS["oauth2"], store, token, expiry
 
 
 def _page(
-    rows: list[dict[str, Any]], callback: str, message: str, error: str, *, csrf: str = "", empty_note: str | None = None
+    rows: list[dict[str, Any]],
+    callback: str,
+    message: str,
+    error: str,
+    *,
+    csrf: str = "",
+    empty_note: str | None = None,
+    test_enabled: bool = True,
 ) -> str:
     esc = html.escape
     body = []
@@ -329,55 +427,70 @@ def _page(
         body.append(f'<p class="ok" role="status">{esc(message)}</p>')
     if error:
         body.append(f'<p class="err" role="alert">{esc(error)}</p>')
+
+    def form(conn_id: str, action: str, label: str) -> str:
+        return (
+            f'<form method="post" action="connect/{quote(conn_id, safe="")}/{action}" target="_top">'
+            f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+            f'<button type="submit">{esc(label)}</button></form>'
+        )
+
     if rows:
-        body.append("<table><tr><th>Connection</th><th>Site</th><th>Refresh token</th><th>Expires unused in</th><th></th></tr>")
+        body.append(
+            "<table><tr><th>Connection</th><th>Auth</th><th>Site</th><th>Token store</th><th>Refresh token</th>"
+            "<th>Expires unused in</th><th>Actions</th></tr>"
+        )
         for row in rows:
             conn, health = row["conn"], row["health"]
-            rotated = (
-                f"obtained {_when(health['refresh_rotated_at'])}"
-                if health.get('refresh_rotated_at')
-                else health.get("grant") or health.get("problem") or "-"
-            )
-            days = health.get("days_until_inactivity_expiry")
-            button = (
-                f'<form method="post" action="connect/{esc(conn.conn_id)}/start" target="_top">'
-                f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
-                f'<button type="submit">Connect to Jira</button></form>'
-                if row["editable"]
-                else '<span class="muted">needs edit rights</span>'
-            )
+            auth, store, token, expiry = _health_cells(conn, health)
+            actions = []
+            if not row["testable"]:
+                actions.append('<span class="muted">Test needs connection rights</span>')
+            elif not test_enabled:
+                actions.append('<span class="muted" title="[core] test_connection">Test is disabled</span>')
+            else:
+                actions.append(form(conn.conn_id, "test", "Test"))
+            if auth == _AUTH_LABELS["oauth2"]:
+                if row["editable"]:
+                    held = bool(health.get("refresh_origin"))
+                    actions.append(form(conn.conn_id, "start", "Reconnect" if held else "Connect to Jira"))
+                else:
+                    actions.append('<span class="muted">Connect needs edit rights</span>')
             body.append(
-                f"<tr><td>{esc(conn.conn_id)}</td><td>{esc(str(conn.host or '-'))}</td><td>{esc(str(rotated))}</td>"
-                f"<td>{'-' if days is None else esc(f'{days:.0f} days')}</td><td>{button}</td></tr>"
+                f"<tr><td>{esc(conn.conn_id)}</td><td>{esc(auth)}</td><td>{esc(str(conn.host or '-'))}</td>"
+                f"<td>{esc(store)}</td><td class=\"wrap\">{esc(token)}</td><td>{esc(expiry)}</td>"
+                f'<td class="actions">{"".join(actions)}</td></tr>'
             )
         body.append("</table>")
     elif empty_note:
         body.append(f'<p class="muted" id="no-access">{esc(empty_note)}</p>')
     elif callback:
         body.append(
-            "<p>No <code>jira_cloud</code> connection with <code>auth_type: oauth2</code> yet: create one under "
-            "Admin &rarr; Connections with the client id and secret of your app, then come back.</p>"
+            "<p>No <code>jira_cloud</code> connection yet: create one under Admin &rarr; Connections (for OAuth 2.0, "
+            "with <code>auth_type: oauth2</code> and the client id and secret of your app), then come back.</p>"
         )
     if callback:
         body.append(
-            f'<p class="muted">Register this callback URL in your app (developer console &rarr; Authorization): '
-            f"<code>{esc(callback)}</code></p>"
+            f'<p class="muted">For OAuth 2.0, register this callback URL in your app (developer console &rarr; '
+            f"Authorization): <code>{esc(callback)}</code></p>"
         )
     return _TEMPLATE.replace("{body}", "\n".join(body))
 
 
 _TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Connect to Jira</title>
+<html lang="en"><head><meta charset="utf-8"><title>Jira connections</title>
 <style>
  body{font-family:system-ui,sans-serif;margin:2rem;color:#172b4d}
  h1{font-size:1.4rem} table{border-collapse:collapse;margin:1rem 0}
- th,td{border-bottom:1px solid #dfe1e6;padding:.5rem 1rem;text-align:left;white-space:nowrap}
+ th,td{border-bottom:1px solid #dfe1e6;padding:.5rem .8rem;text-align:left;white-space:nowrap;vertical-align:top}
+ td.wrap{white-space:normal;max-width:22rem} td.actions form{display:inline-block;margin-right:.4rem}
  button{background:#0052cc;color:#fff;border:0;border-radius:3px;padding:.4rem .9rem;cursor:pointer;white-space:nowrap}
  .ok{background:#e3fcef;padding:.6rem;border-radius:3px} .err{background:#ffebe6;padding:.6rem;border-radius:3px}
  .muted{color:#6b778c} code{background:#f4f5f7;padding:0 .2rem}
 </style></head>
-<body><h1>Connect Airflow to Jira Cloud (OAuth 2.0)</h1>
-<p class="muted">Pick a connection and consent as the Jira user your DAGs should act as. The refresh token is
-stored in the connection and kept current by the provider.</p>
+<body><h1>Jira Cloud connections</h1>
+<p class="muted">Every <code>jira_cloud</code> connection you may see. <b>Test</b> calls Jira's <code>/myself</code>
+with the stored connection, from the api-server. For OAuth 2.0, <b>Connect to Jira</b> asks you to consent as the
+Jira user your DAGs should act as; the refresh token is stored and kept current by the provider.</p>
 {body}
 </body></html>"""

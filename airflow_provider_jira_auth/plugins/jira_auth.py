@@ -1,4 +1,4 @@
-"""The provider's api-server plugin: the token broker and the "Connect to Jira" page, at ``/jira-auth``."""
+"""The provider's api-server plugin: the token broker and the "Jira connections" page, at ``/jira-auth``."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ app.include_router(consent_page.router)
 
 
 class JiraAuthPlugin(AirflowPlugin):
-    """Mounts the token broker and the consent page on the api-server, and links the page in the UI."""
+    """Mounts the token broker and the Jira connections page on the api-server, and links the page in the UI."""
 
     name = "jira_auth"
     fastapi_apps = [{"app": app, "url_prefix": BROKER_URL_PREFIX, "name": "Jira Cloud auth"}]
     # No ``url_route``: with one, the Airflow UI embeds the page in an iframe sandboxed without
     # ``allow-top-navigation``, where "Connect to Jira" can neither leave the frame for Atlassian's
     # consent page (the browser blocks it) nor show that page inside it (Atlassian forbids framing).
-    # Without it the Admin menu links to the page itself, in a new tab.
+    # Without it the Admin menu links to the page itself, in a new tab. (See docs/architecture.md.)
     external_views = [
         {
-            "name": "Connect to Jira",
+            "name": "Jira connections",
             "href": f"{BROKER_URL_PREFIX}{consent_page.PAGE_PATH}",
             "destination": "nav",
             "category": "admin",

@@ -1,134 +1,30 @@
-"""The "Connect to Jira" page as a person uses it: a real browser against a real ``airflow api-server``.
+"""The "Jira connections" page as a person uses it: a real browser against a real ``airflow api-server``.
 
 Headless Chromium (Debian's, driven by Playwright) signs in through Airflow's own login page
 (simple auth manager with real users: ``admin`` and ``viewer``, not ``all_admins``), opens the
 page, clicks "Connect to Jira", goes through the emulator's Atlassian consent and comes back;
-the connection is then read with the CLI and its refresh token used against the emulator.
+the connection is then read with the CLI and its refresh token used against the emulator. Test
+runs on the real connection from the page, and Airflow's own edit form shows none of its secrets.
+Fixtures (one Airflow, one emulator, one browser) are in conftest.py.
 
-``UPDATE_SCREENSHOT=1`` also writes ``docs/connect-to-jira.png`` (the page after connecting).
+``UPDATE_SCREENSHOT=1`` also writes ``docs/jira-connections.png`` (the page after connecting and testing).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
-import urllib.request
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
 
-from airflow_provider_jira_auth.testing import JiraCloudEmulator
-from tests.airflow_harness import AirflowEnvironment
+from tests.ui.browser import DOCS, PAGE, dom_text, expect, press_test_on_the_page, row_of, sign_in, update_screenshots
 
 pytestmark = pytest.mark.airflow_executor
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-if not os.access(CHROMIUM, os.X_OK):
-    # `make test` installs it where it can (root with apt); CI must not pass by skipping.
-    message = f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
-    if os.environ.get("CI"):
-        raise RuntimeError(message)
-    pytest.skip(message, allow_module_level=True)
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed: pip install -e '.[test]'"
-)
-expect = sync_api.expect
-
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "connect-to-jira.png"
-PAGE = "/jira-auth/connect"
-USERS = ("admin", "viewer")
+SCREENSHOT = DOCS / "jira-connections.png"
 SCOPES = "read:jira-work read:jira-user"
-
-
-class UsersAirflowEnvironment(AirflowEnvironment):
-    """The harness with real simple-auth-manager users instead of ``simple_auth_manager_all_admins``.
-
-    The harness' REST helpers (``add_connection``, ``api``...) take a JWT from ``GET /auth/token``,
-    which only ``all_admins`` allows: here they sign in as ``admin`` (``POST /auth/token``) instead.
-    """
-
-    def __init__(self, root: Path, **kwargs) -> None:
-        config = {
-            "core": {
-                "simple_auth_manager_all_admins": "False",
-                "simple_auth_manager_users": ",".join(f"{u}:{u}" for u in USERS),
-            }
-        }
-        super().__init__(root, config=config, **kwargs)
-
-    def password(self, user: str) -> str:
-        """The password Airflow generated for ``user`` (api-server start writes them)."""
-        generated = self.home / "simple_auth_manager_passwords.json.generated"
-        return json.loads(generated.read_text())[user]
-
-    def api_token(self) -> str:
-        if self._token is None or self._token[1] < time.monotonic():
-            body = json.dumps({"username": "admin", "password": self.password("admin")}).encode()
-            request = urllib.request.Request(
-                self.api_url + "/auth/token", data=body, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                self._token = (json.loads(answer.read())["access_token"], time.monotonic() + 600)
-        return self._token[0]
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with JiraCloudEmulator() as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory):
-    root = tmp_path_factory.mktemp("airflow-ui")
-    (root / "dags").mkdir()
-    env = UsersAirflowEnvironment(root, dags_folder=root / "dags", parallelism=2)
-    env.start()
-    try:
-        yield env
-    finally:
-        env.stop()
-
-
-@pytest.fixture(scope="module")
-def app(airflow, emulator):
-    """The Atlassian app whose only registered callback is the page's."""
-    return emulator.add_oauth_app(redirect_uris=(f"{airflow.api_url}{PAGE}/callback",))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, timeout=60_000)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def context(browser):
-    ctx = browser.new_context(viewport={"width": 1100, "height": 360})
-    ctx.set_default_timeout(30_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def add_oauth_connection(airflow, emulator, app, conn_id: str) -> dict:
@@ -147,23 +43,6 @@ def add_oauth_connection(airflow, emulator, app, conn_id: str) -> dict:
     return stored
 
 
-def sign_in(context, airflow, user: str):
-    """Open the page signed out: Airflow's real login page, then back on the page."""
-    page = context.new_page()
-    page.goto(airflow.api_url + PAGE)
-    expect(page).to_have_url(re.compile(r"/auth/login\?next="))
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(airflow.password(user))
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(airflow.api_url + PAGE)
-    expect(page.get_by_role("heading", name="Connect Airflow to Jira Cloud")).to_be_visible()
-    return page
-
-
-def row_of(page, conn_id: str):
-    return page.get_by_role("row").filter(has=page.get_by_role("cell", name=conn_id, exact=True))
-
-
 def test_admin_connects_a_connection_from_the_page_linked_in_the_nav(airflow, emulator, app, context):
     conn_id = "jira_ui_connect"
     add_oauth_connection(airflow, emulator, app, conn_id)
@@ -178,10 +57,10 @@ def test_admin_connects_a_connection_from_the_page_linked_in_the_nav(airflow, em
     expect(row.get_by_role("button", name="Connect to Jira")).to_be_visible()
     expect(page.get_by_text(f"{airflow.api_url}{PAGE}/callback")).to_be_visible()
 
-    # Linked in the Airflow UI: Admin menu -> "Connect to Jira", which opens the page in a new tab.
+    # Linked in the Airflow UI: Admin menu -> "Jira connections", which opens the page in a new tab.
     page.goto(airflow.api_url + "/")
     page.get_by_role("button", name="Admin").click()
-    link = page.get_by_role("menuitem", name="Connect to Jira")
+    link = page.get_by_role("menuitem", name="Jira connections")
     expect(link).to_have_attribute("href", PAGE)
     with context.expect_page() as opened:
         link.click()
@@ -195,9 +74,8 @@ def test_admin_connects_a_connection_from_the_page_linked_in_the_nav(airflow, em
     expect(page.get_by_role("status")).to_contain_text("offline_access")
     expect(row_of(page, conn_id)).to_contain_text("obtained ")
     expect(row_of(page, conn_id)).to_contain_text("90 days")
+    expect(row_of(page, conn_id).get_by_role("button", name="Reconnect")).to_be_visible()
     assert emulator.stats.code_exchanges == before + 1
-    if os.environ.get("UPDATE_SCREENSHOT") == "1":
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # The connection now holds a refresh token that the emulator accepts, for the requested scopes.
     stored = airflow.get_connection(conn_id)
@@ -245,6 +123,13 @@ def test_a_viewer_gets_no_button_and_a_forged_start_is_refused(airflow, emulator
     assert f"You may not edit connection {conn_id}" in forged.text()
     assert emulator.stats.authorizations == authorizations
     assert airflow.get_connection(conn_id) == seed
+
+    # Nor may the viewer run Test on it (Airflow's own Test needs connection rights too).
+    requests_before = len(emulator.requests)
+    forged = context.request.post(f"{airflow.api_url}{PAGE}/{conn_id}/test", form={"csrf": "forged"}, max_redirects=0)
+    assert forged.status == 403, forged.text()
+    assert f"You may not test connection {conn_id}" in forged.text()
+    assert len(emulator.requests) == requests_before
 
 
 def test_a_denied_consent_shows_why_and_changes_nothing(airflow, emulator, app, context):
@@ -309,5 +194,130 @@ def test_a_callback_with_a_wrong_state_changes_nothing(airflow, emulator, app, c
 def test_a_crafted_link_cannot_put_words_in_the_pages_banner(airflow, context):
     page = sign_in(context, airflow, "admin")
     page.goto(f"{airflow.api_url}{PAGE}?message=Connected%20to%20evil.example&sig=forged")
-    expect(page.get_by_role("heading", name="Connect Airflow to Jira Cloud (OAuth 2.0)")).to_be_visible()
+    expect(page.get_by_role("heading", name="Jira Cloud connections")).to_be_visible()
     assert "evil.example" not in page.content()
+
+
+def test_a_connection_consented_on_the_page_tests_green_there_and_airflows_form_shows_no_secret(
+    airflow, emulator, app, context, tall_context
+):
+    conn_id = "jira_ui_tested"
+    add_oauth_connection(airflow, emulator, app, conn_id)
+    emulator.consent = "approve"
+    page = sign_in(context, airflow, "admin")
+    row_of(page, conn_id).get_by_role("button", name="Connect to Jira").click()
+    page.wait_for_url(re.compile(re.escape(airflow.api_url + PAGE) + r"\?message="))
+    expect(page.get_by_role("status")).to_contain_text(f"Connected {conn_id}")
+
+    # Test, on the page: the stored connection itself calls /myself as the consenting user.
+    myself_calls = _myself_calls(emulator)
+    banner = press_test_on_the_page(page, airflow, conn_id)
+    expect(banner).to_have_attribute("role", "status")
+    expect(banner).to_contain_text(
+        f"Test of {conn_id} passed: Connected to {emulator.url} through the API gateway as "
+        f"{emulator.default_user.display_name} (OAuth 2.0 (3LO))."
+    )
+    assert _myself_calls(emulator) == myself_calls + 1
+    row = row_of(page, conn_id)
+    expect(row).to_contain_text("OAuth 2.0 (3LO)")
+    expect(row).to_contain_text(f"connection '{conn_id}' in the metadata database")
+    expect(row).to_contain_text("obtained ")
+    if update_screenshots():
+        _screenshot_of_the_page(airflow, emulator, page)
+
+    # Reopened in Airflow's own form (Admin -> Connections -> Edit): no secret in clear text anywhere.
+    extra = airflow.get_connection(conn_id)["extra_dejson"]
+    secrets = {
+        "client secret": app.client_secret,
+        "refresh token": extra["refresh_token"],
+        "access token": extra["access_token"],
+    }
+    form = _open_in_airflows_form(tall_context, airflow, conn_id)
+    text = dom_text(form)
+    # The form did load the connection's extra, also the keys stored after the tokens.
+    assert app.client_id in text and extra["granted_scopes"] in text
+    for name, secret in secrets.items():
+        assert secret and secret not in text, f"the {name} is readable in Airflow's connection form"
+
+
+def test_a_refresh_token_stored_by_hand_shows_its_real_health_and_becomes_known_after_test(
+    airflow, emulator, app, context
+):
+    conn_id = "jira_ui_by_hand"
+    grant = emulator.issue_grant(app.client_id, scopes=(*SCOPES.split(), "offline_access"))
+    extra = {
+        "auth_type": "oauth2",
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "refresh_token": grant["refresh_token"],
+        "auth_url": emulator.auth_url,
+        "api_url": emulator.api_url,
+        "scopes": SCOPES,
+    }
+    airflow.add_connection(conn_id, conn_type="jira_cloud", host=emulator.url, extra=extra)
+
+    # As `airflow connections add` leaves it: a refresh token, but no record of when it was issued.
+    page = sign_in(context, airflow, "admin")
+    row = row_of(page, conn_id)
+    expect(row).to_contain_text("held, stored by hand: its age is unknown until the first refresh")
+    expect(row).to_contain_text("unknown (at most 90 days)")
+    expect(row.get_by_role("button", name="Reconnect")).to_be_visible()
+
+    # Test refreshes once, on the real connection, which now records the new token's issue time.
+    before = time.time()
+    banner = press_test_on_the_page(page, airflow, conn_id)
+    expect(banner).to_have_attribute("role", "status")
+    expect(banner).to_contain_text(f"Test of {conn_id} passed")
+    row = row_of(page, conn_id)
+    expect(row).to_contain_text("obtained ")
+    expect(row).to_contain_text("90 days")
+    stored = airflow.get_connection(conn_id)["extra_dejson"]
+    assert stored["refresh_token"] != grant["refresh_token"]  # rotated and written back to this connection
+    assert float(stored["refresh_rotated_at"]) >= before - 1
+
+
+def test_a_stale_form_cannot_run_test(airflow, emulator, app, context):
+    conn_id = "jira_ui_stale"
+    add_oauth_connection(airflow, emulator, app, conn_id)
+    page = sign_in(context, airflow, "admin")
+    expect(row_of(page, conn_id).get_by_role("button", name="Test", exact=True)).to_be_visible()
+    requests_before = len(emulator.requests)
+    forged = context.request.post(f"{airflow.api_url}{PAGE}/{conn_id}/test", form={"csrf": "forged"}, max_redirects=0)
+    assert forged.status == 403, forged.text()
+    assert "The form is stale" in forged.text()
+    assert len(emulator.requests) == requests_before
+
+
+def _myself_calls(emulator) -> int:
+    return sum(1 for r in emulator.requests if r.path.endswith("/rest/api/3/myself"))
+
+
+def _open_in_airflows_form(context, airflow, conn_id: str):
+    """Admin -> Connections -> the row's Edit Connection, with every section of the dialog open."""
+    page = sign_in(context, airflow, "admin", path="/connections")
+    row_of(page, conn_id).get_by_role("button", name="Edit Connection").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("textbox", name="Connection ID")).to_have_value(conn_id)
+    dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+    dialog.get_by_role("button", name="Extra Fields JSON").click()
+    expect(dialog.get_by_text('"auth_type"')).to_be_visible()
+    return page
+
+
+def _screenshot_of_the_page(airflow, emulator, page) -> None:
+    """docs/jira-connections.png: a Basic connection and a tested 3LO one."""
+    if not any(c["connection_id"] == "jira_cloud_default" for c in airflow.api("GET", "/api/v2/connections")["connections"]):
+        airflow.add_connection(
+            "jira_cloud_default", conn_type="jira_cloud", host=emulator.url,
+            login=emulator.default_user.email, password=emulator.default_user.api_token,
+            extra={"auth_type": "basic"},
+        )
+    page.reload()
+    keep = ["jira_cloud_default", page.url.split("Test%20of%20")[1].split("%20")[0]]
+    # Only these two rows: the other tests' connections would clutter the picture.
+    page.evaluate(
+        "keep => document.querySelectorAll('tr').forEach((tr, i) => { if (i && !keep.includes(tr.cells[0].innerText)) tr.remove(); })",
+        keep,
+    )
+    page.set_viewport_size({"width": 1400, "height": 400})
+    page.screenshot(path=str(DOCS / "jira-connections.png"), full_page=True)

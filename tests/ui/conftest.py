@@ -1,0 +1,111 @@
+"""One Airflow deployment, one Jira Cloud emulator and one browser for every browser test.
+
+Airflow uses the simple auth manager with real users (``admin`` and ``viewer``, not
+``all_admins``) and ``[core] test_connection = Enabled``, as a deployment that offers Test would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_jira_auth.testing import JiraCloudEmulator
+from tests.airflow_harness import AirflowEnvironment
+
+USERS = ("admin", "viewer")
+
+
+class UsersAirflowEnvironment(AirflowEnvironment):
+    """The harness with real simple-auth-manager users instead of ``simple_auth_manager_all_admins``.
+
+    The harness' REST helpers (``add_connection``, ``api``...) take a JWT from ``GET /auth/token``,
+    which only ``all_admins`` allows: here they sign in as ``admin`` (``POST /auth/token``) instead.
+    """
+
+    def __init__(self, root: Path, **kwargs) -> None:
+        config = {
+            "core": {
+                "simple_auth_manager_all_admins": "False",
+                "simple_auth_manager_users": ",".join(f"{u}:{u}" for u in USERS),
+                "test_connection": "Enabled",
+            }
+        }
+        super().__init__(root, config=config, **kwargs)
+
+    def password(self, user: str) -> str:
+        """The password Airflow generated for ``user`` (api-server start writes them)."""
+        generated = self.home / "simple_auth_manager_passwords.json.generated"
+        return json.loads(generated.read_text())[user]
+
+    def api_token(self) -> str:
+        if self._token is None or self._token[1] < time.monotonic():
+            body = json.dumps({"username": "admin", "password": self.password("admin")}).encode()
+            request = urllib.request.Request(
+                self.api_url + "/auth/token", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                self._token = (json.loads(answer.read())["access_token"], time.monotonic() + 600)
+        return self._token[0]
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    with JiraCloudEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory):
+    root = tmp_path_factory.mktemp("airflow-ui")
+    (root / "dags").mkdir()
+    env = UsersAirflowEnvironment(root, dags_folder=root / "dags", parallelism=2)
+    env.start()
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
+@pytest.fixture(scope="session")
+def app(airflow, emulator):
+    """The Atlassian app whose only registered callback is the page's."""
+    from tests.ui.browser import PAGE
+
+    return emulator.add_oauth_app(redirect_uris=(f"{airflow.api_url}{PAGE}/callback",))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from tests.ui.browser import CHROMIUM, CHROMIUM_FLAGS, sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, timeout=60_000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser):
+    ctx = browser.new_context(viewport={"width": 1100, "height": 360})
+    ctx.set_default_timeout(30_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def tall_context(browser):
+    """A window tall enough for Airflow's connection dialog."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1100})
+    ctx.set_default_timeout(30_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
