@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from airflow_provider_jira_auth.hooks.token_provider import BROKER_URL_PREFIX
 from airflow_provider_jira_auth.plugins import consent_page, token_broker
+from airflow_provider_jira_auth.plugins.test_button import JiraTestPortMiddleware
 
 app = FastAPI(title="Jira Cloud (airflow-provider-jira-auth)", docs_url=None, redoc_url=None, openapi_url=None)
 app.include_router(token_broker.router)
@@ -18,6 +19,9 @@ class JiraAuthPlugin(AirflowPlugin):
 
     name = "jira_auth"
     fastapi_apps = [{"app": app, "url_prefix": BROKER_URL_PREFIX, "name": "Jira Cloud auth"}]
+    # Airflow 3.3's Test row action sends "port": 0 for a connection without a port, which its own
+    # endpoint then refuses; for jira_cloud requests the middleware drops that 0 (test_button.py).
+    fastapi_root_middlewares = [{"middleware": JiraTestPortMiddleware, "name": "Jira Cloud: Test without port 0"}]
     # No ``url_route``: with one, the Airflow UI embeds the page in an iframe sandboxed without
     # ``allow-top-navigation``, where "Connect to Jira" can neither leave the frame for Atlassian's
     # consent page (the browser blocks it) nor show that page inside it (Atlassian forbids framing).
