@@ -106,7 +106,7 @@ def test_create_passes_an_adf_description_through(jira: Jira, context) -> None:
     assert jira.emu.get_issue(key)["fields"]["description"] == ADF
 
 
-def test_create_many_is_chunked_by_50_and_returns_keys_in_input_order(jira: Jira, context) -> None:
+def test_create_many_returns_the_keys_in_input_order_across_bulk_calls(jira: Jira, context) -> None:
     issues = [{"summary": f"bulk {n}", "description": "text"} for n in range(120)]
     op = JiraCreateIssueOperator(task_id="c", project_key="ENG", issues=issues, jira_conn_id=jira.conn_id)
 
@@ -115,6 +115,19 @@ def test_create_many_is_chunked_by_50_and_returns_keys_in_input_order(jira: Jira
     assert len(keys) == 120
     assert [jira.emu.get_issue(k)["fields"]["summary"] for k in (keys[0], keys[-1])] == ["bulk 0", "bulk 119"]
     assert [c for c in jira.api_calls() if c[1].endswith("/issue/bulk")] == [("POST", "/rest/api/3/issue/bulk")] * 3
+
+
+@pytest.mark.parametrize(("count", "per_call"), [(50, [50]), (51, [50, 1]), (100, [50, 50])])
+def test_create_many_sends_at_most_50_issues_per_bulk_call(jira: Jira, context, count: int, per_call: list[int]) -> None:
+    issues = [{"summary": f"bulk {n}"} for n in range(count)]
+
+    keys = JiraCreateIssueOperator(task_id="c", project_key="ENG", issues=issues, jira_conn_id=jira.conn_id).execute(
+        context
+    )
+
+    bulk_calls = [r for r in jira.emu.requests if r.method == "POST" and r.path.endswith("/rest/api/3/issue/bulk")]
+    assert [len(r.body["issueUpdates"]) for r in bulk_calls] == per_call
+    assert len(keys) == count
 
 
 def test_create_many_reports_each_failed_element_and_pushes_what_was_created(jira: Jira, context, capsys) -> None:
