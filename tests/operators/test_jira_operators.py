@@ -221,18 +221,32 @@ def test_transition_to_the_status_the_issue_is_in_makes_no_transition_call(jira:
     assert jira.api_calls() == [("GET", "/rest/api/3/issue/ENG-1")]
 
 
-def test_transition_by_name_to_where_the_issue_already_is_makes_no_transition_call(jira: Jira, context) -> None:
-    jira.emu.set_status("ENG-1", "In Progress")
-    op = JiraTransitionIssueOperator(
-        task_id="t", issue_key="ENG-1", transition="Start Progress", jira_conn_id=jira.conn_id
-    )
-    jira.emu.set_status("ENG-1", "Done")  # "Done" offers only Reopen; the name is the current status
-    done = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", transition="done", jira_conn_id=jira.conn_id)
+def test_transition_by_target_status_ignores_case_when_the_issue_is_already_there(jira: Jira, context) -> None:
+    jira.emu.set_status("ENG-1", "Done")
     jira.emu.reset_requests()
+    op = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", target_status="done", jira_conn_id=jira.conn_id)
 
-    assert done.execute(context)["transitioned"] is False
+    assert op.execute(context) == {"issue_key": "ENG-1", "status": "Done", "transitioned": False}
     assert not [c for c in jira.api_calls() if c[0] == "POST"]
-    assert op.transition == "Start Progress"
+
+
+def test_transition_by_name_to_where_the_issue_already_is_makes_no_transition_call(jira: Jira, context) -> None:
+    jira.emu.set_status("ENG-1", "Done")  # "Done" offers only Reopen; the name is the current status
+    jira.emu.reset_requests()
+    op = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", transition="done", jira_conn_id=jira.conn_id)
+
+    assert op.execute(context) == {"issue_key": "ENG-1", "status": "Done", "transitioned": False}
+    assert not [c for c in jira.api_calls() if c[0] == "POST"]
+
+
+def test_a_transition_that_leads_back_to_the_current_status_is_not_made(jira: Jira, context) -> None:
+    jira.emu.add_transition("In Progress", "Log Work", "In Progress")
+    jira.emu.set_status("ENG-1", "In Progress")
+    jira.emu.reset_requests()
+    op = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", transition="Log Work", jira_conn_id=jira.conn_id)
+
+    assert op.execute(context) == {"issue_key": "ENG-1", "status": "In Progress", "transitioned": False}
+    assert not [c for c in jira.api_calls() if c[0] == "POST"]
 
 
 def test_an_unknown_transition_fails_listing_the_available_ones(jira: Jira, context) -> None:
