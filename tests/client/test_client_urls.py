@@ -40,6 +40,22 @@ def test_bare_host_gets_the_default_scheme() -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost.attacker.example",
+        "http://localhost.attacker.example:8080/jira",
+        "http://localhostevil.example",
+        "http://127.0.0.1.evil.example",
+        "http://127.0.0.1evil.example",
+        "http://127.evil.example",
+    ],
+)
+def test_http_is_refused_for_a_host_that_only_begins_like_a_loopback_one(url: str) -> None:
+    with pytest.raises(JiraConfigError, match="http:// is only allowed for loopback hosts|not a valid URL"):
+        normalize_base_url(url, "host")
+
+
+@pytest.mark.parametrize(
     ("value", "fragment"),
     [
         (None, "empty"),
