@@ -48,6 +48,7 @@ def test_bare_host_gets_the_default_scheme() -> None:
         "http://127.0.0.1.evil.example",
         "http://127.0.0.1evil.example",
         "http://127.evil.example",
+        "http://[::1].evil.example",
     ],
 )
 def test_http_is_refused_for_a_host_that_only_begins_like_a_loopback_one(url: str) -> None:
