@@ -890,6 +890,13 @@ def test_transition_not_available_from_the_current_status_is_400(emu, http) -> N
     assert emu.get_issue("ENG-1")["fields"]["status"]["name"] == "To Do"
 
 
+def test_generated_client_ids_are_letters_and_digits_like_the_developer_consoles(emu) -> None:
+    ids = [emu.add_oauth_app().client_id for _ in range(200)]
+
+    assert all(len(i) == 32 and i.isascii() and i.isalnum() for i in ids)  # never a leading '-' on a command line
+    assert len(set(ids)) == 200
+
+
 def test_an_added_self_loop_transition_is_offered_and_keeps_the_status(emu, http) -> None:
     emu.seed_issues(count=2, statuses=["In Progress"])
     loop_id = emu.add_transition("In Progress", "Log Work", "In Progress")
