@@ -71,8 +71,21 @@ def test_search_with_output_path_streams_jsonl_and_returns_path_and_count(jira: 
     assert not path.with_name("eng.jsonl.part").exists()
 
 
-def test_search_templates_jql_and_output_path() -> None:
-    assert {"jql", "fields", "output_path"} <= set(JiraSearchOperator.template_fields)
+def test_search_renders_jql_fields_and_output_path_from_the_task_context() -> None:
+    from airflow.sdk.definitions._internal.templater import SandboxedEnvironment
+
+    op = JiraSearchOperator(
+        task_id="s",
+        jql="project = {{ params.project }} AND created >= '{{ ds }}'",
+        fields=["{{ params.field }}"],
+        output_path="/data/{{ params.project }}/{{ ds }}.jsonl",
+    )
+
+    op.render_template_fields({"ds": "2026-01-01", "params": {"project": "ENG", "field": "summary"}}, SandboxedEnvironment())
+
+    assert op.jql == "project = ENG AND created >= '2026-01-01'"
+    assert op.fields == ["summary"]
+    assert op.output_path == "/data/ENG/2026-01-01.jsonl"
 
 
 # -- create ----------------------------------------------------------------------------------------
