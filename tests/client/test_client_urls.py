@@ -29,6 +29,7 @@ from airflow_provider_jira_auth.client import (
         ("http://127.0.0.1:5000/", "http://127.0.0.1:5000"),
         ("http://127.8.9.10", "http://127.8.9.10"),
         ("http://[::1]:8080", "http://[::1]:8080"),
+        ("http://Jira.Localhost:8080", "http://jira.localhost:8080"),  # *.localhost is loopback (RFC 6761)
     ],
 )
 def test_valid_base_url_is_normalized(value: str, expected: str) -> None:
