@@ -41,7 +41,7 @@ def test_3lo_tokens_are_masked_as_they_arrive(jira_emulator, monkeypatch, tmp_pa
     grant = emu.issue_grant(emu.default_app.client_id)
     monkeypatch.setenv(
         "AIRFLOW_CONN_JIRA_MASKED_3LO",
-        emu.connection_json("oauth2", refresh_token=grant["refresh_token"], token_store="file", token_file=str(token_file)),
+        emu.connection_json("oauth2", refresh_token=grant["refresh_token"], grant_store="file", grant_file=str(token_file)),
     )
     hook = JiraCloudHook("jira_masked_3lo")
 
