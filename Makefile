@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser demo test bench mutation clean
 
 install: $(VENV)/.installed
 
@@ -35,5 +35,14 @@ bench: install
 	$(PY) bench/search_throughput.py
 	$(PY) bench/refresh_economy.py
 
+# Mutation testing with mutmut (not part of `make test`): how many small changes to the core
+# modules (pyproject.toml [tool.mutmut]) the fast suites notice; prints killed, survived and
+# timed out per module. `.venv/bin/mutmut show <name>` shows a mutant.
+mutation: install
+	$(VENV)/bin/uv pip install --quiet --python $(PY) "mutmut>=3,<4"
+	$(VENV)/bin/mutmut run $(MUTMUT_ARGS) > mutants.log 2>&1; status=$$?; \
+	  $(PY) scripts/mutation_report.py; \
+	  [ $$status -eq 0 ] || { tail -c 3000 mutants.log; exit $$status; }
+
 clean:
-	rm -rf $(VENV) .airflow-demo
+	rm -rf $(VENV) .airflow-demo mutants mutants.log

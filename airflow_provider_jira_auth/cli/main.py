@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     auth.add_argument("--conn-id", required=True, help="the jira_cloud connection to create or update")
-    auth.add_argument("--client-id", help="the app's client id (default: the connection's)")
+    auth.add_argument(
+        "--client-id", help="the app's client id (default: the connection's); one starting with '-' works too"
+    )
     auth.add_argument("--site-url", help="the Jira site, e.g. https://your-site.atlassian.net (default: the connection's host)")
     auth.add_argument("--scopes", help="space-separated scopes (offline_access is always added)")
     auth.add_argument(
@@ -58,8 +60,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, where an option's value may begin with '-' (``--client-id -Xy3``).
+
+    argparse takes such a value for an option and fails with "expected one argument"; it is
+    attached to its option (``--client-id=-Xy3``) unless it is one of the command's options.
+    """
+    parser = build_parser()
+    args = list(sys.argv[1:] if argv is None else argv)
+    taking_a_value, known = set(), set()
+    for sub in (parser, *_subparsers(parser)):
+        for action in sub._actions:
+            known.update(action.option_strings)
+            if action.option_strings and action.nargs is None:  # exactly one value; flags have nargs=0
+                taking_a_value.update(action.option_strings)
+    joined: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        following = args[i + 1] if i + 1 < len(args) else None
+        if arg in taking_a_value and following is not None and following.startswith("-") and following not in known:
+            joined.append(f"{arg}={following}")
+            i += 2
+            continue
+        joined.append(arg)
+        i += 1
+    return parser.parse_args(joined)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [
+        sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for sub in action.choices.values()
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.command == "authorize":
             return authorize(args)

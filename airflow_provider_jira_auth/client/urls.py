@@ -7,6 +7,7 @@ when a connection is read; the builders below then only append paths.
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import unquote, urlsplit
 
 from airflow_provider_jira_auth.client.errors import JiraConfigError, JiraPathError
@@ -59,6 +60,11 @@ def normalize_base_url(value: str | None, field: str, *, default_scheme: str = "
     if "@" in parts.netloc:
         raise JiraConfigError(
             field, "must not contain a user name or password; put credentials in the connection's login/password"
+        )
+    if ("[" in parts.netloc or "]" in parts.netloc) and not re.fullmatch(r"\[[^\[\]]+\](:\d*)?", parts.netloc):
+        # urlsplit reads "[::1].evil.example" as host ::1; HTTP clients refuse it only when called.
+        raise JiraConfigError(
+            field, f"{text!r} is not a valid URL (an IPv6 address in [] must be the whole host); use e.g. {EXAMPLE_SITE}"
         )
     if "?" in text or "#" in text:
         raise JiraConfigError(

@@ -11,6 +11,7 @@ import hmac
 import itertools
 import re
 import secrets
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,14 @@ from ._scopes import KNOWN_SCOPES
 
 _GRANULAR_SCOPE = re.compile(r"^[a-z-]+:[a-z0-9.-]+:(jira|jira-software|jira-service-management|confluence)$")
 
+
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+def new_client_id() -> str:
+    """A client id as the developer console makes them: 32 letters and digits (never a leading '-')."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(32))
 
 @dataclass
 class OAuthSettings:
@@ -121,7 +130,7 @@ class OAuthServer:
 
     def add_app(self, client_id: str | None, client_secret: str | None, redirect_uris: tuple[str, ...]) -> OAuthApp:
         app = OAuthApp(
-            client_id=client_id or secrets.token_urlsafe(24),
+            client_id=client_id or new_client_id(),
             client_secret=client_secret or "ATOA" + secrets.token_urlsafe(48),
             redirect_uris=tuple(redirect_uris),
         )

@@ -212,6 +212,8 @@ class JiraSite:
         self._next_issue_id = 10001
         self._next_project_id = 10000
         self._next_comment_id = 10000
+        # status -> [(transition id, name, target status)]; a copy, so a test may change its site's
+        self.workflow: dict[str, list[tuple[str, str, str]]] = {s: list(t) for s, t in TRANSITIONS.items()}
 
     def __repr__(self) -> str:
         return f"JiraSite(name={self.name!r}, url={self.url!r}, cloud_id={self.cloud_id!r})"
@@ -493,7 +495,19 @@ class JiraSite:
 
     # -- transitions and comments -------------------------------------------------------------------
 
+    def add_transition(self, from_status: str, name: str, to_status: str, transition_id: str | None = None) -> str:
+        """Offer transition ``name`` from ``from_status`` to ``to_status`` (the same status: a self-loop)."""
+        source, target = self.status(from_status)["name"], self.status(to_status)["name"]
+        taken = {tid for offered in self.workflow.values() for tid, _name, _target in offered}
+        if transition_id is None:
+            transition_id = str(max(int(tid) for tid in taken) + 10)
+        elif transition_id in taken:
+            raise ValueError(f"transition id {transition_id} is taken")
+        self.workflow[source].append((transition_id, name, target))
+        return transition_id
+
     def transitions(self, issue: Issue) -> list[dict[str, Any]]:
+        current = issue.fields["status"]["name"]
         return [
             {
                 "id": tid,
@@ -504,14 +518,14 @@ class JiraSite:
                 "isInitial": False,
                 "isAvailable": True,
                 "isConditional": False,
-                "isLooped": False,
+                "isLooped": target == current,
             }
-            for tid, name, target in TRANSITIONS[issue.fields["status"]["name"]]
+            for tid, name, target in self.workflow[current]
         ]
 
     def transition(self, issue: Issue, transition_id: str) -> bool:
         """Move along the transition with that id; False if the current status has no such transition."""
-        for tid, _name, target in TRANSITIONS[issue.fields["status"]["name"]]:
+        for tid, _name, target in self.workflow[issue.fields["status"]["name"]]:
             if tid == transition_id:
                 self.set_status(issue, target)
                 return True

@@ -326,6 +326,17 @@ class JiraCloudEmulator:
                 raise KeyError(f"no issue {key} on site {target.name}")
             target.set_status(issue, status_name)
 
+    def add_transition(
+        self, from_status: str, name: str, to_status: str, *, transition_id: str | None = None, site: JiraSite | None = None
+    ) -> str:
+        """Add a transition to the workflow: offered from ``from_status``, leading to ``to_status``.
+
+        The same status both ways makes a self-loop, as workflows use for "Update" or "Log work".
+        Returns the transition's id.
+        """
+        with self._lock:
+            return (site or self.default_site).add_transition(from_status, name, to_status, transition_id)
+
     # -- faults and observation ---------------------------------------------------------------------------
 
     def fail_next(

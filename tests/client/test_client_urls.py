@@ -29,6 +29,7 @@ from airflow_provider_jira_auth.client import (
         ("http://127.0.0.1:5000/", "http://127.0.0.1:5000"),
         ("http://127.8.9.10", "http://127.8.9.10"),
         ("http://[::1]:8080", "http://[::1]:8080"),
+        ("http://Jira.Localhost:8080", "http://jira.localhost:8080"),  # *.localhost is loopback (RFC 6761)
     ],
 )
 def test_valid_base_url_is_normalized(value: str, expected: str) -> None:
@@ -37,6 +38,23 @@ def test_valid_base_url_is_normalized(value: str, expected: str) -> None:
 
 def test_bare_host_gets_the_default_scheme() -> None:
     assert normalize_base_url("localhost:8080", "host", default_scheme="http") == "http://localhost:8080"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost.attacker.example",
+        "http://localhost.attacker.example:8080/jira",
+        "http://localhostevil.example",
+        "http://127.0.0.1.evil.example",
+        "http://127.0.0.1evil.example",
+        "http://127.evil.example",
+        "http://[::1].evil.example",
+    ],
+)
+def test_http_is_refused_for_a_host_that_only_begins_like_a_loopback_one(url: str) -> None:
+    with pytest.raises(JiraConfigError, match="http:// is only allowed for loopback hosts|not a valid URL"):
+        normalize_base_url(url, "host")
 
 
 @pytest.mark.parametrize(

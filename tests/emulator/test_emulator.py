@@ -890,6 +890,35 @@ def test_transition_not_available_from_the_current_status_is_400(emu, http) -> N
     assert emu.get_issue("ENG-1")["fields"]["status"]["name"] == "To Do"
 
 
+def test_generated_client_ids_are_letters_and_digits_like_the_developer_consoles(emu) -> None:
+    ids = [emu.add_oauth_app().client_id for _ in range(200)]
+
+    assert all(len(i) == 32 and i.isascii() and i.isalnum() for i in ids)  # never a leading '-' on a command line
+    assert len(set(ids)) == 200
+
+
+def test_an_added_self_loop_transition_is_offered_and_keeps_the_status(emu, http) -> None:
+    emu.seed_issues(count=2, statuses=["In Progress"])
+    loop_id = emu.add_transition("In Progress", "Log Work", "In Progress")
+
+    listed = http.get(site(emu, "/issue/ENG-1/transitions"), auth=basic(emu)).json()["transitions"]
+    (loop,) = [t for t in listed if t["id"] == loop_id]
+    response = http.post(site(emu, "/issue/ENG-1/transitions"), auth=basic(emu), json={"transition": {"id": loop_id}})
+
+    assert loop["name"] == "Log Work" and loop["to"]["name"] == "In Progress" and loop["isLooped"] is True
+    assert response.status_code == 204 and emu.get_issue("ENG-1")["fields"]["status"]["name"] == "In Progress"
+    assert loop_id not in {"11", "21", "31", "41"}
+
+
+def test_a_transition_added_to_one_emulator_is_not_offered_by_another(emu, http) -> None:
+    emu.add_transition("To Do", "Triage", "To Do")
+    with JiraCloudEmulator() as other:
+        other.seed_issues(count=1, statuses=["To Do"])
+        listed = http.get(f"{other.site_url}/rest/api/3/issue/ENG-1/transitions", auth=basic(other)).json()
+
+    assert "Triage" not in {t["name"] for t in listed["transitions"]}
+
+
 def test_add_and_list_comments(emu, http) -> None:
     emu.seed_issues(count=1)
     created = http.post(site(emu, "/issue/ENG-1/comment"), auth=basic(emu), json={"body": ADF})

@@ -188,8 +188,10 @@ def test_revoked_grant_during_a_call_raises_grant_revoked_without_tokens_in_the_
     assert "airflow-jira-auth authorize" in str(caught.value)
 
 
-def test_on_token_is_not_called_for_a_provider_that_keeps_the_refresh_token_elsewhere() -> None:
+def test_on_token_gets_only_the_access_token_from_a_provider_that_keeps_the_refresh_token_elsewhere() -> None:
     class BrokerLike:
+        """Like the token broker: access tokens only, the refresh token stays on the api-server."""
+
         def get_token(self, min_valid: float) -> TokenState:
             return TokenState(refresh_token="", access_token="at-from-broker", expires_at=time.time() + 3600)
 
@@ -200,6 +202,7 @@ def test_on_token_is_not_called_for_a_provider_that_keeps_the_refresh_token_else
             return "a broker"
 
     seen: list[str] = []
+    auth = JiraOAuth2Auth(BrokerLike(), on_token=seen.append)
 
-    assert JiraOAuth2Auth(BrokerLike(), on_token=seen.append).access_token() == "at-from-broker"
-    assert seen == ["at-from-broker"]
+    assert auth.access_token() == "at-from-broker"
+    assert seen == ["at-from-broker"]  # no empty refresh token passed on

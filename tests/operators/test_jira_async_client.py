@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.operators.conftest import Jira
+from tests.operators.conftest import Jira, connect
 
 from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
 from airflow_provider_jira_auth.client.errors import (
@@ -58,6 +58,22 @@ def test_a_429_is_waited_out_and_retried(jira: Jira) -> None:
 
     assert len(run(jira, lambda c: c.search_issues("project = ENG"))) == 5
     assert jira.emu.stats.rate_limited == 2
+
+
+@pytest.mark.parametrize("retry_after", [1, 2])
+def test_a_429_waits_at_least_its_retry_after_even_when_backoff_would_be_shorter(
+    jira_emulator, monkeypatch: pytest.MonkeyPatch, retry_after: int
+) -> None:
+    jira = connect(jira_emulator, "basic", monkeypatch)
+    jira.emu.seed_issues(project="ENG", count=1)
+    jira.emu.rate_limit("GET", r"/issue/ENG-1$", times=1, retry_after=str(retry_after))
+
+    assert run(jira, lambda c: c.get_issue("ENG-1"))["key"] == "ENG-1"
+
+    refused, answered = [r for r in jira.emu.requests if r.path.endswith("/issue/ENG-1")]
+    assert (refused.status, answered.status) == (429, 200)
+    # FAST backs off for ~0.01 s; the server asked for more, and gets it.
+    assert answered.time - refused.time >= retry_after
 
 
 def test_a_gateway_error_on_a_read_is_retried(jira: Jira) -> None:

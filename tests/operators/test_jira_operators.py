@@ -71,8 +71,21 @@ def test_search_with_output_path_streams_jsonl_and_returns_path_and_count(jira: 
     assert not path.with_name("eng.jsonl.part").exists()
 
 
-def test_search_templates_jql_and_output_path() -> None:
-    assert {"jql", "fields", "output_path"} <= set(JiraSearchOperator.template_fields)
+def test_search_renders_jql_fields_and_output_path_from_the_task_context() -> None:
+    from airflow.sdk.definitions._internal.templater import SandboxedEnvironment
+
+    op = JiraSearchOperator(
+        task_id="s",
+        jql="project = {{ params.project }} AND created >= '{{ ds }}'",
+        fields=["{{ params.field }}"],
+        output_path="/data/{{ params.project }}/{{ ds }}.jsonl",
+    )
+
+    op.render_template_fields({"ds": "2026-01-01", "params": {"project": "ENG", "field": "summary"}}, SandboxedEnvironment())
+
+    assert op.jql == "project = ENG AND created >= '2026-01-01'"
+    assert op.fields == ["summary"]
+    assert op.output_path == "/data/ENG/2026-01-01.jsonl"
 
 
 # -- create ----------------------------------------------------------------------------------------
@@ -106,7 +119,7 @@ def test_create_passes_an_adf_description_through(jira: Jira, context) -> None:
     assert jira.emu.get_issue(key)["fields"]["description"] == ADF
 
 
-def test_create_many_is_chunked_by_50_and_returns_keys_in_input_order(jira: Jira, context) -> None:
+def test_create_many_returns_the_keys_in_input_order_across_bulk_calls(jira: Jira, context) -> None:
     issues = [{"summary": f"bulk {n}", "description": "text"} for n in range(120)]
     op = JiraCreateIssueOperator(task_id="c", project_key="ENG", issues=issues, jira_conn_id=jira.conn_id)
 
@@ -115,6 +128,19 @@ def test_create_many_is_chunked_by_50_and_returns_keys_in_input_order(jira: Jira
     assert len(keys) == 120
     assert [jira.emu.get_issue(k)["fields"]["summary"] for k in (keys[0], keys[-1])] == ["bulk 0", "bulk 119"]
     assert [c for c in jira.api_calls() if c[1].endswith("/issue/bulk")] == [("POST", "/rest/api/3/issue/bulk")] * 3
+
+
+@pytest.mark.parametrize(("count", "per_call"), [(50, [50]), (51, [50, 1]), (100, [50, 50])])
+def test_create_many_sends_at_most_50_issues_per_bulk_call(jira: Jira, context, count: int, per_call: list[int]) -> None:
+    issues = [{"summary": f"bulk {n}"} for n in range(count)]
+
+    keys = JiraCreateIssueOperator(task_id="c", project_key="ENG", issues=issues, jira_conn_id=jira.conn_id).execute(
+        context
+    )
+
+    bulk_calls = [r for r in jira.emu.requests if r.method == "POST" and r.path.endswith("/rest/api/3/issue/bulk")]
+    assert [len(r.body["issueUpdates"]) for r in bulk_calls] == per_call
+    assert len(keys) == count
 
 
 def test_create_many_reports_each_failed_element_and_pushes_what_was_created(jira: Jira, context, capsys) -> None:
@@ -208,18 +234,32 @@ def test_transition_to_the_status_the_issue_is_in_makes_no_transition_call(jira:
     assert jira.api_calls() == [("GET", "/rest/api/3/issue/ENG-1")]
 
 
-def test_transition_by_name_to_where_the_issue_already_is_makes_no_transition_call(jira: Jira, context) -> None:
-    jira.emu.set_status("ENG-1", "In Progress")
-    op = JiraTransitionIssueOperator(
-        task_id="t", issue_key="ENG-1", transition="Start Progress", jira_conn_id=jira.conn_id
-    )
-    jira.emu.set_status("ENG-1", "Done")  # "Done" offers only Reopen; the name is the current status
-    done = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", transition="done", jira_conn_id=jira.conn_id)
+def test_transition_by_target_status_ignores_case_when_the_issue_is_already_there(jira: Jira, context) -> None:
+    jira.emu.set_status("ENG-1", "Done")
     jira.emu.reset_requests()
+    op = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", target_status="done", jira_conn_id=jira.conn_id)
 
-    assert done.execute(context)["transitioned"] is False
+    assert op.execute(context) == {"issue_key": "ENG-1", "status": "Done", "transitioned": False}
     assert not [c for c in jira.api_calls() if c[0] == "POST"]
-    assert op.transition == "Start Progress"
+
+
+def test_transition_by_name_to_where_the_issue_already_is_makes_no_transition_call(jira: Jira, context) -> None:
+    jira.emu.set_status("ENG-1", "Done")  # "Done" offers only Reopen; the name is the current status
+    jira.emu.reset_requests()
+    op = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", transition="done", jira_conn_id=jira.conn_id)
+
+    assert op.execute(context) == {"issue_key": "ENG-1", "status": "Done", "transitioned": False}
+    assert not [c for c in jira.api_calls() if c[0] == "POST"]
+
+
+def test_a_transition_that_leads_back_to_the_current_status_is_not_made(jira: Jira, context) -> None:
+    jira.emu.add_transition("In Progress", "Log Work", "In Progress")
+    jira.emu.set_status("ENG-1", "In Progress")
+    jira.emu.reset_requests()
+    op = JiraTransitionIssueOperator(task_id="t", issue_key="ENG-1", transition="Log Work", jira_conn_id=jira.conn_id)
+
+    assert op.execute(context) == {"issue_key": "ENG-1", "status": "In Progress", "transitioned": False}
+    assert not [c for c in jira.api_calls() if c[0] == "POST"]
 
 
 def test_an_unknown_transition_fails_listing_the_available_ones(jira: Jira, context) -> None:

@@ -15,7 +15,6 @@ from airflow_provider_jira_auth.operators.jira_cloud import (
     JiraTransitionIssueOperator,
 )
 from airflow_provider_jira_auth.scopes import (
-    OPERATIONS,
     JiraMissingScopeError,
     operation_for_request,
     reconsent_command,
@@ -148,22 +147,24 @@ def test_scopes_for_unions_operations_and_refuses_unknown_ones() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "operation"),
+    ("method", "path", "operation", "scopes"),
     [
-        ("GET", "issue/ENG-1", "get_issue"),
-        ("PUT", "/rest/api/3/issue/ENG-1", "update_issue"),
-        ("POST", "issue/bulk", "create_issues"),  # a literal segment beats {issueIdOrKey}
-        ("POST", "issue", "create_issue"),
-        ("GET", "myself?expand=groups", "myself"),
-        ("GET", "issue/bulk", None),
-        ("GET", "project/ENG", None),
+        ("GET", "issue/ENG-1", "get_issue", {"read:jira-work"}),
+        ("PUT", "/rest/api/3/issue/ENG-1", "update_issue", {"write:jira-work"}),
+        ("POST", "issue/bulk", "create_issues", {"write:jira-work"}),  # a literal segment beats {issueIdOrKey}
+        ("POST", "issue", "create_issue", {"write:jira-work"}),
+        ("GET", "myself?expand=groups", "myself", {"read:jira-user"}),
+        ("GET", "issue/bulk", None, None),
+        ("GET", "project/ENG", None, None),
     ],
 )
-def test_a_request_resolves_to_its_declared_operation(method: str, path: str, operation: str | None) -> None:
+def test_a_request_resolves_to_its_operation_and_the_scopes_it_needs(
+    method: str, path: str, operation: str | None, scopes: set[str] | None
+) -> None:
     found = operation_for_request(method, path)
 
     assert (found.name if found else None) == operation
-    assert scopes_for_request(method, path) == (OPERATIONS[operation].scopes if operation else None)
+    assert scopes_for_request(method, path) == scopes
 
 
 def test_reconsent_command_always_asks_for_offline_access() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.operators.conftest import Jira
+from tests.operators.conftest import Jira, connect
 
 from airflow_provider_jira_auth.triggers.jira_cloud import JiraIssueTrigger, JiraJqlTrigger
 
@@ -105,6 +105,48 @@ def test_the_trigger_never_blocks_the_event_loop_while_a_3lo_token_is_fetched(oa
     assert elapsed >= 2.5  # it did wait for the token and for Jira ...
     # ... without ever holding the loop (blocking would stall it >= 1 s; the margin absorbs a busy CI)
     assert longest_gap < 0.75
+
+
+def test_the_event_loop_keeps_running_while_a_trigger_waits_between_polls(jira_emulator, monkeypatch) -> None:
+    jira = connect(jira_emulator, "basic", monkeypatch)
+    jira.emu.seed_issues(project="ENG", count=3, statuses=["To Do"])
+    trigger = JiraIssueTrigger(issue_key="ENG-3", criteria={"status": "Done"}, jira_conn_id=jira.conn_id, poke_interval=0.5)
+
+    def polls() -> list[float]:
+        return [r.time for r in jira.emu.requests if r.path.endswith("/issue/ENG-3")]
+
+    def finish_after_three_polls() -> None:
+        deadline = time.monotonic() + 30
+        while len(polls()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        jira.emu.set_status("ENG-3", "Done")
+
+    threading.Thread(target=finish_after_three_polls, daemon=True).start()
+
+    async def run_beside_a_ticker() -> tuple[dict[str, Any], list[tuple[float, float]]]:
+        ticks: list[tuple[float, float]] = []  # (when, gap since the previous tick)
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.time()
+            while not done.is_set():
+                await asyncio.sleep(0.05)
+                now = time.time()
+                ticks.append((now, now - last))
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        event = await anext(trigger.run())
+        done.set()
+        await ticking
+        return event.payload, ticks
+
+    event, ticks = asyncio.run(run_beside_a_ticker())
+
+    first, *_, last = polls()
+    assert event["status"] == "success" and len(polls()) == 4  # it waited three times between polls ...
+    between_polls = [gap for when, gap in ticks if first < when <= last]
+    assert max(between_polls) < 0.3  # ... and the loop ticked on meanwhile (a blocking wait stalls it 0.5 s)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 
-from airflow_provider_jira_auth.connection_fields import CONN_FIELDS, SECRET_FIELDS
+from airflow_provider_jira_auth.connection_fields import CONN_FIELDS
 from airflow_provider_jira_auth.get_provider_info import get_provider_info
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -25,9 +25,18 @@ def test_provider_info_validates_against_airflows_schema():
     jsonschema.validate(get_provider_info(), schema)
 
 
-def test_the_connection_form_declares_every_public_extra_key_and_hides_secrets():
+def test_the_connection_form_declares_every_public_extra_key():
     assert DESIGN_EXTRA_KEYS <= set(CONN_FIELDS)
-    assert set(SECRET_FIELDS) == {"client_secret", "refresh_token", "broker_secret"}
+
+
+def test_airflow_treats_exactly_the_secret_fields_as_sensitive():
+    from airflow.providers_manager import ProvidersManager
+
+    prefix = "extra__jira_cloud__"
+    widgets = {k[len(prefix) :]: w for k, w in ProvidersManager().connection_form_widgets.items() if k.startswith(prefix)}
+
+    assert {name for name, widget in widgets.items() if widget.is_sensitive} == {"client_secret", "refresh_token", "broker_secret"}
+    assert {"client_id", "cloud_id", "scopes"} <= set(widgets)  # the form is there, and not all of it is hidden
 
 
 def test_airflow_lists_the_provider_and_its_hook():
