@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from tests.operators.conftest import FakeTaskInstance, Jira
+from tests.operators.conftest import FakeTaskInstance, Jira, connect
 
 from airflow_provider_jira_auth.notifications.jira_cloud import MAX_LABEL_LENGTH, JiraIssueNotifier, dedup_label
 
@@ -128,4 +129,32 @@ def test_a_grant_without_write_scope_fails_before_calling(oauth_connect) -> None
         JiraIssueNotifier(project_key="ENG", jira_conn_id=jira.conn_id).notify(
             _failure(FakeTaskInstance(dag_id="etl", task_id="load"))
         )
+    assert jira.api_calls() == []
+
+
+def test_when_jira_cannot_be_reached_the_callback_fails_loudly(jira_emulator, monkeypatch, caplog) -> None:
+    # Airflow only logs what a callback raises, after the task's state is decided: the log line
+    # is all that tells the reader no ticket exists.
+    jira = connect(jira_emulator, "basic", monkeypatch, timeout=2)
+    jira_emulator.stop()
+    notifier = JiraIssueNotifier(project_key="ENG", jira_conn_id=jira.conn_id)
+
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception) as raised:
+        notifier.notify(_failure(FakeTaskInstance(dag_id="etl", task_id="load", try_number=2)))
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    message = errors[0].getMessage()
+    assert "NO Jira ticket was opened or updated for the failure of etl.load" in message
+    assert "try 2" in message and "project ENG" in message and type(raised.value).__name__ in message
+
+
+def test_a_notifier_that_cannot_load_the_hook_fails_loudly(jira: Jira, monkeypatch, caplog) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "airflow_provider_jira_auth.hooks.jira_cloud", None)  # ImportError
+    with caplog.at_level(logging.ERROR), pytest.raises(ImportError):
+        JiraIssueNotifier(project_key="ENG", jira_conn_id=jira.conn_id).notify(_failure(FakeTaskInstance()))
+
+    assert "NO Jira ticket was opened or updated for the failure of jira_tests.task" in caplog.text
     assert jira.api_calls() == []
