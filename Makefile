@@ -1,10 +1,11 @@
 # Two commands: `make demo` runs the example DAGs against the Jira Cloud emulator,
 # `make test` runs the whole test suite. Both install what they need into .venv first.
+# `make compat` checks the older Airflow minors (constraints/), each in its own virtualenv.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install browser demo test bench mutation clean
+.PHONY: install browser demo test compat bench mutation clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +32,11 @@ browser:
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Each older supported Airflow minor, installed with its pins from constraints/: fast tests,
+# `airflow providers hooks`, every example DAG. COMPAT_MINORS="3.1" checks just that one.
+compat:
+	PYTHON=$(PYTHON) scripts/compat.sh $(COMPAT_MINORS)
+
 bench: install
 	$(PY) bench/search_throughput.py
 	$(PY) bench/refresh_economy.py
@@ -45,4 +51,4 @@ mutation: install
 	  [ $$status -eq 0 ] || { tail -c 3000 mutants.log; exit $$status; }
 
 clean:
-	rm -rf $(VENV) .airflow-demo mutants mutants.log
+	rm -rf $(VENV) .airflow-demo .compat mutants mutants.log

@@ -26,9 +26,9 @@ def jira_oauth_keepalive():
 
         status = JiraCloudHook(jira_conn_id=CONN_ID).keep_alive(max_age_days=6)
         print(
-            f"{CONN_ID}: refresh token rotated at {status["refresh_rotated_at"]}, "
+            f"{CONN_ID}: refresh token rotated at {status['refresh_rotated_at']}, "
             f"{status['days_until_inactivity_expiry']} days before Atlassian's inactivity expiry; "
-            f"tokens from {status["grant_source"]}"
+            f"tokens from {status['grant_source']}"
         )
         return status
 

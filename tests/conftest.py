@@ -22,7 +22,6 @@ from tests.airflow_harness import DEFAULT_POSTGRES_ADMIN_DSN, _create_database, 
 pytest_plugins = ["airflow_provider_jira_auth.testing.pytest_plugin"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_SPEC = ROOT.parent / "shared" / "reference" / "jira-cloud-platform-openapi.json"
 
 _HOME = Path(tempfile.mkdtemp(prefix="jira-auth-tests-"))
 _PG_DB: str | None = None

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
+
+from airflow_provider_jira_auth._compat import BaseHook
 
 from airflow_provider_jira_auth.auth.token_state import TokenState, iso_utc
 from airflow_provider_jira_auth.client.errors import JiraError

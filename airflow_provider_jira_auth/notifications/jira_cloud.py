@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
+from airflow_provider_jira_auth._compat import callback_error
 from airflow_provider_jira_auth.client.jql import jql_quote
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
@@ -63,7 +64,7 @@ class _FailureDetails:
             log_url = getattr(ti, "log_url", None)
         except Exception:  # building it reads config; a notifier must not fail on a link
             log_url = None
-        error = context.get("exception") or context.get("reason")
+        error = callback_error(context)
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
         return cls(
@@ -148,9 +149,27 @@ class JiraIssueNotifier(BaseNotifier):
         self.fields = fields
 
     def notify(self, context: Context) -> None:
+        """Open or update the ticket; if that fails, say so at ERROR in the task log and re-raise.
+
+        Airflow runs callbacks after the task's state is decided and only logs what they raise,
+        so a notifier that failed quietly would leave a run that looks handled with no ticket.
+        """
+        ti = context.get("ti") or context.get("task_instance")
+        what = ".".join(str(part) for part in (getattr(ti, "dag_id", None), getattr(ti, "task_id", None)) if part)
+        try:
+            self._notify(_FailureDetails.from_context(context))
+        except Exception as exc:
+            message = (
+                f"JiraIssueNotifier: NO Jira ticket was opened or updated for the failure of {what or 'the DAG'} "
+                f"(run {getattr(ti, 'run_id', None)}, try {getattr(ti, 'try_number', None)}) in project "
+                f"{self.project_key} via connection {self.jira_conn_id!r}: {type(exc).__name__}: {exc}"
+            )
+            self.log.error("%s", message, exc_info=True)
+            raise
+
+    def _notify(self, details: _FailureDetails) -> None:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
-        details = _FailureDetails.from_context(context)
         label = dedup_label(details.dag_id, details.task_id)
         hook = JiraCloudHook(jira_conn_id=self.jira_conn_id)
         hook.check_scopes(*self.jira_operations, what=f"JiraIssueNotifier for {details.what}")
@@ -187,8 +206,6 @@ class JiraIssueNotifier(BaseNotifier):
 
 def _redacted(text: str) -> str:
     """Airflow masks its logs, not the tickets this notifier writes: apply the same masker here."""
-    try:
-        from airflow.sdk.log import redact
-    except ImportError:  # pragma: no cover - Airflow versions without it
-        return text
+    from airflow_provider_jira_auth._compat import redact
+
     return str(redact(text))

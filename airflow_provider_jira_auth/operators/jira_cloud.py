@@ -150,7 +150,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
             return self._write_jsonl(Path(self.output_path), issues)
         found = [compact_issue(issue) for issue in islice(issues, self.max_xcom_issues + 1)]
         if len(found) > self.max_xcom_issues:
-            from airflow.sdk.exceptions import AirflowFailException
+            from airflow_provider_jira_auth._compat import AirflowFailException
 
             # A retry would fail the same way: no point spending the task's retries on it.
             raise AirflowFailException(

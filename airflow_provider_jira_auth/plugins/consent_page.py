@@ -45,8 +45,9 @@ router = APIRouter()
 
 async def _current_user(request: Request) -> Any | None:
     from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-    from airflow.api_fastapi.core_api.security import resolve_user_from_token
     from fastapi import HTTPException
+
+    from airflow_provider_jira_auth._compat import resolve_user_from_token
 
     authorization = request.headers.get("Authorization", "")
     token = authorization[7:] if authorization.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)

@@ -36,9 +36,9 @@ DEFERRAL_GRACE = 60.0
 
 
 def _default_deferrable() -> bool:
-    from airflow.sdk.configuration import conf
+    from airflow_provider_jira_auth._compat import task_conf
 
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+    return task_conf().getboolean("operators", "default_deferrable", fallback=False)
 
 
 # -- what the sensors wait for (shared with the triggers) -------------------------------------------
@@ -242,7 +242,7 @@ class _JiraSensor(JiraOperatorMixin, BaseSensorOperator):
             self.log.info("Success criteria met. Exiting.")
             return event.get("xcom")
         if status == "timeout":
-            from airflow.sdk.exceptions import AirflowSensorTimeout
+            from airflow_provider_jira_auth._compat import AirflowSensorTimeout
 
             # BaseSensorOperator.resume_execution turns this into a skip when soft_fail is set.
             raise AirflowSensorTimeout(event.get("message") or "Sensor has timed out")

@@ -31,9 +31,9 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_jira_auth._compat import BaseHook
 from airflow_provider_jira_auth.client.errors import JiraError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_jira_auth.testing._scopes import CLASSIC_SCOPES
+from tests.contract.spec import load_spec
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared/reference/jira-cloud-platform-openapi.json"
+from airflow_provider_jira_auth.testing._scopes import CLASSIC_SCOPES
 
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    if not SPEC.is_file():
-        pytest.skip(f"the Jira Cloud OpenAPI spec is not at {SPEC} (it ships beside the repo, not in it)")
-    return json.loads(SPEC.read_text())
+    return load_spec()
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(CLASSIC_SCOPES), ids=lambda v: str(v))

@@ -52,8 +52,9 @@ SMOKE_DAG = textwrap.dedent(
     import time
     import urllib.request
 
-    from airflow.sdk import BaseHook, dag, get_current_context, task
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk import dag, get_current_context, task
+
+    from airflow_provider_jira_auth._compat import AirflowFailException, BaseHook
     from airflow.sdk.log import mask_secret
 
     log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from tests.operators.conftest import FakeTaskInstance, Jira
+from tests.operators.conftest import FakeTaskInstance, Jira, connect
 
 from airflow_provider_jira_auth.notifications.jira_cloud import MAX_LABEL_LENGTH, JiraIssueNotifier, dedup_label
 
@@ -128,4 +128,52 @@ def test_a_grant_without_write_scope_fails_before_calling(oauth_connect) -> None
         JiraIssueNotifier(project_key="ENG", jira_conn_id=jira.conn_id).notify(
             _failure(FakeTaskInstance(dag_id="etl", task_id="load"))
         )
+    assert jira.api_calls() == []
+
+
+class _Log:
+    """Records what the notifier logs (Airflow's logger is stdlib on 3.0, structlog later)."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, bool]] = []
+
+    def error(self, msg: str, *args: Any, exc_info: Any = None, **_: Any) -> None:
+        self.errors.append((msg % args if args else msg, bool(exc_info)))
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def notifier_log(monkeypatch) -> _Log:
+    log = _Log()
+    monkeypatch.setattr(JiraIssueNotifier, "log", property(lambda self: log))
+    return log
+
+
+def test_when_jira_cannot_be_reached_the_callback_fails_loudly(jira_emulator, monkeypatch, notifier_log) -> None:
+    # Airflow only logs what a callback raises, after the task's state is decided: the log line
+    # is all that tells the reader no ticket exists.
+    jira = connect(jira_emulator, "basic", monkeypatch, timeout=2)
+    jira_emulator.stop()
+    notifier = JiraIssueNotifier(project_key="ENG", jira_conn_id=jira.conn_id)
+
+    with pytest.raises(Exception) as raised:
+        notifier.notify(_failure(FakeTaskInstance(dag_id="etl", task_id="load", try_number=2)))
+
+    ((message, with_traceback),) = notifier_log.errors
+    assert with_traceback
+    assert "NO Jira ticket was opened or updated for the failure of etl.load" in message
+    assert "try 2" in message and "project ENG" in message and type(raised.value).__name__ in message
+
+
+def test_a_notifier_that_cannot_load_the_hook_fails_loudly(jira: Jira, monkeypatch, notifier_log) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "airflow_provider_jira_auth.hooks.jira_cloud", None)  # ImportError
+    with pytest.raises(ImportError):
+        JiraIssueNotifier(project_key="ENG", jira_conn_id=jira.conn_id).notify(_failure(FakeTaskInstance()))
+
+    ((message, _),) = notifier_log.errors
+    assert "NO Jira ticket was opened or updated for the failure of jira_tests.task" in message
     assert jira.api_calls() == []

@@ -42,7 +42,7 @@ def test_search_returns_the_issues_with_the_chosen_fields(jira: Jira, context) -
 
 
 def test_search_above_max_xcom_issues_fails_clearly_without_reading_everything(jira: Jira, context) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_jira_auth._compat import AirflowFailException
 
     jira.emu.seed_issues(project="ENG", count=300)
     op = JiraSearchOperator(task_id="s", jql="project = ENG", max_xcom_issues=120, jira_conn_id=jira.conn_id)

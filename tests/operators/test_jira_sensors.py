@@ -9,14 +9,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
+from tests.operators.conftest import Jira
+
+from airflow_provider_jira_auth._compat import (
     AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-from tests.operators.conftest import Jira
-
 from airflow_provider_jira_auth.sensors.jira_cloud import IssueCriteria, JiraIssueSensor, JiraJqlSensor
 from airflow_provider_jira_auth.triggers.jira_cloud import JiraIssueTrigger, JiraJqlTrigger, JiraTriggerError
 
@@ -35,7 +35,7 @@ def _event(trigger) -> dict[str, Any]:
 
 def _rebuilt(trigger):
     """The trigger as a triggerer builds it: from its serialized classpath and kwargs."""
-    from airflow.sdk._shared.module_loading import import_string
+    from airflow_provider_jira_auth._compat import import_string
 
     classpath, kwargs = trigger.serialize()
     return import_string(classpath)(**kwargs)

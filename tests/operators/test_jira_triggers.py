@@ -47,7 +47,7 @@ def _first_event(trigger) -> dict[str, Any]:
     ids=["jql", "issue"],
 )
 def test_a_trigger_rebuilt_from_its_serialization_is_the_same_trigger(trigger) -> None:
-    from airflow.sdk._shared.module_loading import import_string
+    from airflow_provider_jira_auth._compat import import_string
     from airflow.serialization.serialized_objects import BaseSerialization
 
     classpath, kwargs = trigger.serialize()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
 
+from airflow_provider_jira_auth._compat import should_hide_value_for_key
 from airflow_provider_jira_auth.auth.stores import airflow_db
 from airflow_provider_jira_auth.connection_fields import CONN_FIELDS, RENAMED_KEYS, field_label
 

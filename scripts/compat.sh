@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The compatibility stage (`make compat`): for each older Airflow minor this provider supports,
+# install its latest patch with the known-good pins in constraints/airflow-<minor>.txt plus this
+# package, then check on it what a user needs:
+#   1. every module of the package imports and the fast test suites pass (COMPAT_TESTS);
+#   2. `airflow providers hooks` loads JiraCloudHook;
+#   3. every example DAG runs with `airflow dags test` against the Jira Cloud emulator.
+# The full suite runs on the newest Airflow (`make test`, in .venv).
+#
+#   scripts/compat.sh [MINOR ...]          check these minors (default: each constraints/airflow-*.txt;
+#                                          the newest minor has none: `make test` runs it in .venv)
+#   scripts/compat.sh --freeze MINOR PATCH [REQ ...]
+#                                          install PATCH with only the given requirements pinned
+#                                          (e.g. 'cadwyn==5.4.6'), run the checks, and write
+#                                          constraints/airflow-MINOR.txt from `pip freeze`
+#
+# Virtualenvs live under $COMPAT_DIR (default .compat/, git-ignored) and are reused while their
+# constraints file is unchanged. Each stage's time is printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PYTHON=${PYTHON:-python3}
+COMPAT_DIR=${COMPAT_DIR:-$ROOT/.compat}
+# The fast suites: no browser, no real executor, no multi-process stress (measured: see README).
+COMPAT_TESTS=${COMPAT_TESTS:-tests/unit tests/client tests/hook tests/oauth tests/contract tests/operators tests/emulator tests/cli}
+PYTEST_ARGS=${PYTEST_ARGS:--q -p no:cacheprovider}
+
+TIMES=()
+stage() {  # stage NAME COMMAND...: run it, record its time, stop at the first failure
+  local name=$1 start rc=0
+  shift
+  echo "==> $name"
+  start=$(date +%s)
+  "$@" || rc=$?
+  TIMES+=("$(printf '%-42s %4ss %s' "$name" "$(($(date +%s) - start))" "$([ $rc = 0 ] && echo ok || echo FAILED)")")
+  if [ $rc != 0 ]; then
+    report
+    echo "compat: $name failed (exit $rc)" >&2
+    exit $rc
+  fi
+}
+report() {
+  echo
+  echo "compat stage times:"
+  printf '  %s\n' "${TIMES[@]}"
+}
+
+airflow_pin() {  # the apache-airflow version a constraints file pins
+  sed -n 's/^apache-airflow==\(.*\)$/\1/p' "$1"
+}
+
+install() {  # install VENV PATCH [CONSTRAINTS [REQ ...]]
+  local venv=$1 patch=$2 constraints=${3:-}
+  shift 3 || shift $#
+  local stamp="$patch $( [ -n "$constraints" ] && sha256sum "$constraints" | cut -c1-16) $(sha256sum pyproject.toml | cut -c1-16)"
+  if [ -f "$venv/.installed" ] && [ "$(cat "$venv/.installed")" = "$stamp" ]; then
+    echo "$venv is up to date (apache-airflow==$patch)"
+    return
+  fi
+  rm -rf "$venv"
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip uv
+  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" \
+    ${constraints:+--constraint "$constraints"} "apache-airflow==$patch" -e ".[test]" "$@"
+  echo "$stamp" >"$venv/.installed"
+}
+
+providers_hooks() {  # `airflow providers hooks` lists the jira_cloud hook, loaded without error
+  local venv=$1 out
+  out=$(AIRFLOW_HOME="$venv/airflow-home" "$venv/bin/airflow" providers hooks -o plain 2>&1)
+  if ! grep -q "jira_cloud.*airflow_provider_jira_auth.hooks.jira_cloud.JiraCloudHook" <<<"$out" \
+    || grep -qi "error when importing hook" <<<"$out"; then
+    echo "$out" | tail -n 40
+    echo "airflow providers hooks did not load JiraCloudHook" >&2
+    return 1
+  fi
+  grep "jira_cloud" <<<"$out"
+}
+
+check() {  # check MINOR PATCH [CONSTRAINTS [REQ ...]]
+  local minor=$1 patch=$2 constraints=${3:-} venv="$COMPAT_DIR/airflow-$1"
+  shift 3 || shift $#
+  stage "$minor: install apache-airflow==$patch" install "$venv" "$patch" "$constraints" "$@"
+  # shellcheck disable=SC2086
+  stage "$minor: fast tests" "$venv/bin/python" -m pytest $PYTEST_ARGS $COMPAT_TESTS
+  stage "$minor: airflow providers hooks" providers_hooks "$venv"
+  stage "$minor: example DAGs (airflow dags test)" \
+    env JIRA_DEMO_HOME="$venv/demo" "$venv/bin/python" scripts/run_examples.py
+}
+
+if [ "${1:-}" = "--freeze" ]; then
+  minor=$2 patch=$3 venv="$COMPAT_DIR/airflow-$2" out="constraints/airflow-$2.txt"
+  shift 3
+  rm -f "$venv/.installed"
+  check "$minor" "$patch" "" "$@"
+  pyver=$("$venv/bin/python" -c 'import sys; print(".".join(map(str, sys.version_info[:2])))')
+  {
+    echo "# Known-good pins for apache-airflow $patch (Airflow $minor) with airflow-provider-jira-auth, Python $pyver."
+    echo "# Produced $(date -u +%Y-%m-%d) by \`pip freeze\` (uv pip freeze --exclude-editable) of a virtualenv in which"
+    echo "# \`make compat COMPAT_MINORS=$minor\` passed: fast tests, \`airflow providers hooks\`, every example DAG."
+    echo "# Regenerate: scripts/compat.sh --freeze $minor $patch [REQ ...] (installs with only REQ pinned, checks, freezes)."
+    echo "# Use: pip install \"apache-airflow==$patch\" airflow-provider-jira-auth --constraint $out"
+    "$venv/bin/uv" pip freeze --python "$venv/bin/python" --exclude-editable | grep -v '^airflow-provider-jira-auth'
+  } >"$out"
+  echo "wrote $out"
+  report
+  exit 0
+fi
+
+minors=("$@")
+if [ ${#minors[@]} = 0 ]; then
+  for file in $(ls constraints/airflow-*.txt | sort -V); do
+    minors+=("$(basename "$file" .txt | sed 's/^airflow-//')")
+  done
+fi
+for minor in "${minors[@]}"; do
+  file="constraints/airflow-$minor.txt"
+  check "$minor" "$(airflow_pin "$file")" "$file"
+done
+report
