@@ -63,6 +63,7 @@ OPERATIONS: Mapping[str, ScopedOperation] = {
         _operation("bulk_fetch", ("POST", f"{REST_ROOT}/issue/bulkfetch"), scopes={READ_WORK}),
         _operation("create_issue", ("POST", f"{REST_ROOT}/issue"), scopes={WRITE_WORK}),
         _operation("create_issues", ("POST", f"{REST_ROOT}/issue/bulk"), scopes={WRITE_WORK}),
+        _operation("bulk_create_chunk", ("POST", f"{REST_ROOT}/issue/bulk"), scopes={WRITE_WORK}),
         _operation("update_issue", ("PUT", _ISSUE), scopes={WRITE_WORK}),
         _operation("get_transitions", ("GET", f"{_ISSUE}/transitions"), scopes={READ_WORK}),
         _operation("transition_issue", ("POST", f"{_ISSUE}/transitions"), scopes={WRITE_WORK}),

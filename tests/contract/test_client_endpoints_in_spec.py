@@ -44,6 +44,7 @@ EXERCISES: dict[str, Callable[[JiraClient], Any]] = {
     "bulk_fetch": lambda client: list(client.bulk_fetch([KEY, "ENG-2", "ENG-404"], fields="summary")),
     "create_issue": lambda client: client.create_issue({**TASK, "summary": "one", "description": "plain text"}),
     "create_issues": lambda client: client.create_issues([{**TASK, "summary": f"bulk {n}"} for n in range(3)]),
+    "bulk_create_chunk": lambda client: client.bulk_create_chunk([{"fields": {**TASK, "summary": "chunk"}}]),
     "update_issue": lambda client: client.update_issue(KEY, fields={"summary": "renamed"}, notify_users=False),
     "get_transitions": lambda client: client.get_transitions(KEY),
     "transition_issue": _transition,
