@@ -90,3 +90,29 @@ def iso_utc(epoch: float | None) -> str | None:
     from datetime import datetime, timezone
 
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+INACTIVITY_EXPIRY_DAYS = 90
+
+
+def token_health(state: TokenState) -> dict[str, Any]:
+    """Expiry and age figures of a token state, without the tokens.
+
+    A refresh token the provider did not obtain itself (put into the connection by hand, with
+    ``airflow connections add`` or the form) has no known issue time: its age and the days left
+    before the inactivity expiry are ``None`` and ``refresh_origin`` says why, until the
+    first refresh replaces it with one whose time is recorded.
+    """
+    now = time.time()
+    age = (now - state.rotated_at) / 86400 if state.rotated_at else None
+    return {
+        "refresh_origin": "obtained by the provider"
+        if state.rotated_at
+        else "stored by hand: its age is unknown until the first refresh",
+        "granted_scopes": list(state.scopes),
+        "access_expires_at": iso_utc(state.expires_at),
+        "access_valid_for_s": round(max(state.access_token_valid_for(now), 0.0)),
+        "refresh_rotated_at": iso_utc(state.rotated_at),
+        "refresh_age_days": None if age is None else round(age, 2),
+        "days_until_inactivity_expiry": None if age is None else round(INACTIVITY_EXPIRY_DAYS - age, 2),
+    }

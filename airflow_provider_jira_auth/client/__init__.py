@@ -40,7 +40,7 @@ _WHERE = {
     "accessible_resources_url": "urls",
     "authorize_url": "urls",
     "ensure_adf": "adf",
-    "error_from_response": "http",
+    "error_from_response": "error_mapping",
     "gateway_rest_url": "urls",
     "is_adf": "adf",
     "is_safe_to_repeat": "retry",
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
     from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
     from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
-    from airflow_provider_jira_auth.client.http import JiraClient, error_from_response
+    from airflow_provider_jira_auth.client.error_mapping import error_from_response
+    from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.client.jql import jql_list, jql_quote
     from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, is_safe_to_repeat
     from airflow_provider_jira_auth.client.urls import accessible_resources_url, authorize_url, gateway_rest_url, normalize_base_url, rest_endpoint_url, site_rest_url, tenant_info_url, token_url

@@ -29,14 +29,8 @@ from urllib.parse import quote
 import httpx
 
 from airflow_provider_jira_auth.client.errors import JiraError, JiraTransportError
-from airflow_provider_jira_auth.client.http import (
-    bad_credential_header,
-    DEFAULT_USER_AGENT,
-    MAX_PAGE_SIZE,
-    _login_refused,
-    error_from_response,
-    relative_path,
-)
+from airflow_provider_jira_auth.client.error_mapping import bad_credential_header, error_from_response, login_refused
+from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT, MAX_PAGE_SIZE, relative_path
 from airflow_provider_jira_auth.client.retry import (
     RETRY_AFTER_STATUSES,
     RetryPolicy,
@@ -186,7 +180,7 @@ class AsyncJiraClient:
     def _parse(self, method: str, route: str, response: httpx.Response) -> Any:
         status = response.status_code
         # The one error mapping; it reads only what httpx and requests responses share.
-        if not 200 <= status < 300 or ("X-Seraph-LoginReason" in response.headers and _login_refused(response)):  # type: ignore[arg-type]
+        if not 200 <= status < 300 or ("X-Seraph-LoginReason" in response.headers and login_refused(response)):  # type: ignore[arg-type]
             raise error_from_response(method, route, response, self.auth)  # type: ignore[arg-type]
         content = response.content
         if status == 204 or not content.strip():

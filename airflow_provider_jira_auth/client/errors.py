@@ -223,3 +223,11 @@ class JiraClientSecretError(JiraOAuthError):
 
 class JiraTokenStoreError(JiraError):
     """The token store could not read or persist the token state."""
+
+
+class JiraTriggerError(JiraError):
+    """A Jira error a trigger met, re-raised in the task; ``error_type`` names the original class."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        self.error_type = error_type
+        super().__init__(f"{error_type}: {message}")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from airflow_provider_jira_auth.client.bulk import (
     BULK_CREATE_CHUNK,
@@ -30,10 +30,17 @@ from airflow_provider_jira_auth.client.bulk import (
 from airflow_provider_jira_auth.client.errors import JiraBulkError, JiraError, JiraServerError, JiraTransportError
 from airflow_provider_jira_auth.client.jql import jql_list
 
-if TYPE_CHECKING:
-    from airflow_provider_jira_auth.client.http import JiraClient
-
 log = logging.getLogger(__name__)
+
+
+class JiraClient(Protocol):
+    """What this module needs of ``client.http.JiraClient`` (which calls into this module)."""
+
+    def request(self, method: str, path: str, *, json: Any = None) -> Any: ...
+
+    def search_issues(self, jql: str, *, fields: Iterable[str] | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]: ...
+
+    def bulk_create_chunk(self, chunk: list[dict[str, Any]]) -> Any: ...
 
 MARKER_PREFIX = "airflow-once-"
 #: waits between lookups of a marker after a lost answer (Jira's index catching up)

@@ -122,7 +122,7 @@ def _write_db_connection(conn_id: str, host: str, extra: dict[str, Any]) -> None
 
 def connection_status(conn_id: str) -> dict[str, Any]:
     """Auth type, site, cloud id, scopes, token expiry and age, store; never a secret, never a refresh."""
-    from airflow_provider_jira_auth.hooks.jira_cloud import token_health
+    from airflow_provider_jira_auth.auth.token_state import token_health
     from airflow_provider_jira_auth.hooks.token_provider import store_for
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 

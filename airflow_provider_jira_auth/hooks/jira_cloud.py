@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,7 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_jira_auth._compat import BaseHook
 
-from airflow_provider_jira_auth.auth.token_state import TokenState, iso_utc
+from airflow_provider_jira_auth.auth.token_state import token_health
 from airflow_provider_jira_auth.client.errors import JiraError
 from airflow_provider_jira_auth.connection_fields import (
     CONN_FIELDS,
@@ -34,32 +33,6 @@ if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-
-INACTIVITY_EXPIRY_DAYS = 90
-
-
-def token_health(state: TokenState) -> dict[str, Any]:
-    """Expiry and age figures of a token state, without the tokens.
-
-    A refresh token the provider did not obtain itself (put into the connection by hand, with
-    ``airflow connections add`` or the form) has no known issue time: its age and the days left
-    before the inactivity expiry are ``None`` and ``refresh_origin`` says why, until the
-    first refresh replaces it with one whose time is recorded.
-    """
-    now = time.time()
-    age = (now - state.rotated_at) / 86400 if state.rotated_at else None
-    return {
-        "refresh_origin": "obtained by the provider"
-        if state.rotated_at
-        else "stored by hand: its age is unknown until the first refresh",
-        "granted_scopes": list(state.scopes),
-        "access_expires_at": iso_utc(state.expires_at),
-        "access_valid_for_s": round(max(state.access_token_valid_for(now), 0.0)),
-        "refresh_rotated_at": iso_utc(state.rotated_at),
-        "refresh_age_days": None if age is None else round(age, 2),
-        "days_until_inactivity_expiry": None if age is None else round(INACTIVITY_EXPIRY_DAYS - age, 2),
-    }
 
 
 def _mask(value: Any) -> None:

@@ -34,21 +34,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_jira_auth._compat import BaseHook
-from airflow_provider_jira_auth.client.errors import JiraError
+from airflow_provider_jira_auth.client.errors import JiraError, JiraTriggerError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
 
 __all__ = ["JiraIssueTrigger", "JiraJqlTrigger", "JiraTriggerError"]
-
-
-class JiraTriggerError(JiraError):
-    """A Jira error the trigger met, re-raised in the task; ``error_type`` names the original class."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        self.error_type = error_type
-        super().__init__(f"{error_type}: {message}")
 
 
 class _JiraPollingTrigger(BaseTrigger):
@@ -159,7 +151,7 @@ class JiraJqlTrigger(_JiraPollingTrigger):
         return f"JQL {self.jql!r} matching {wanted}"
 
     async def check(self, client: AsyncJiraClient) -> tuple[bool, Any]:
-        from airflow_provider_jira_auth.sensors.jira_cloud import jql_outcome, jql_search_size
+        from airflow_provider_jira_auth.criteria import jql_outcome, jql_search_size
 
         size = jql_search_size(min_count=self.min_count, expect_none=self.expect_none)
         issues = await client.search_issues(self.jql, max_results=size, page_size=size)
@@ -188,7 +180,7 @@ class JiraIssueTrigger(_JiraPollingTrigger):
         timeout_at: float | None = None,
     ) -> None:
         super().__init__(jira_conn_id=jira_conn_id, poke_interval=poke_interval, timeout_at=timeout_at)
-        from airflow_provider_jira_auth.sensors.jira_cloud import IssueCriteria
+        from airflow_provider_jira_auth.criteria import IssueCriteria
 
         self.issue_key = issue_key
         self.criteria = dict(criteria)
@@ -208,7 +200,7 @@ class JiraIssueTrigger(_JiraPollingTrigger):
         issue = await client.get_issue(self.issue_key, fields=self._criteria.fields_to_fetch())
         # A condition given as a dotted path is imported on first use: a blocking import, once.
         if isinstance(self._criteria.condition, str):
-            from airflow_provider_jira_auth.sensors.jira_cloud import import_callable
+            from airflow_provider_jira_auth.criteria import import_callable
 
             check = await asyncio.to_thread(import_callable, self._criteria.condition)
             self._criteria = replace(self._criteria, condition=check)

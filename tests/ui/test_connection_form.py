@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from tests.ui.browser import DOCS, dom_text, expect, press_test_on_the_page, row_of, sign_in, update_screenshots
+from tests.ui.browser import DOCS, expect, press_test_on_the_page, row_of, sign_in, update_screenshots
 
 pytestmark = pytest.mark.airflow_executor
 

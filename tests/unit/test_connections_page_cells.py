@@ -10,7 +10,7 @@ import time
 from types import SimpleNamespace
 
 from airflow_provider_jira_auth.auth.token_state import TokenState
-from airflow_provider_jira_auth.hooks.jira_cloud import token_health
+from airflow_provider_jira_auth.auth.token_state import token_health
 from airflow_provider_jira_auth.plugins.consent_page import _health_cells, _page
 
 
