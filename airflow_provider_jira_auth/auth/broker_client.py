@@ -60,7 +60,6 @@ class BrokerTokenProvider:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._session = session or requests.Session()
-        self.calls = 0
 
     def __repr__(self) -> str:
         return f"BrokerTokenProvider({self.describe()})"
@@ -92,7 +91,6 @@ class BrokerTokenProvider:
                 timeout=self.timeout,
             )
 
-        self.calls += 1
         try:
             # Not "repeatable": a read timeout may mean the broker is still refreshing (it waits
             # for the lock and retries Atlassian), and asking again would only queue behind it.

@@ -7,7 +7,6 @@ No Airflow imports.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -64,9 +63,6 @@ class RefreshingTokenProvider:
         self.store = store
         self.token_client = token_client
         self.margin = margin
-        #: refreshes this provider made (not those of other processes); for tests and benchmarks
-        self.refreshes = 0
-        self._count_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RefreshingTokenProvider({self.describe()})"
@@ -107,8 +103,6 @@ class RefreshingTokenProvider:
 
         state = self.store.update(refresher)
         if refreshed:
-            with self._count_lock:
-                self.refreshes += 1
             log.info(
                 "Refreshed the OAuth 2.0 access token of connection %r (%s) through the %s; it expires at %s (%s)",
                 self.store.conn_id,

@@ -19,7 +19,7 @@ def gateway_worker(config: dict[str, Any], ready: Any, start: Any, results: Any)
     """One "Airflow worker": its own provider on the shared file store, calling the gateway until the deadline.
 
     Runs in a spawned process: puts ``True`` on ``ready`` once set up, waits for ``start``, then puts
-    ``{"ok", "failed", "errors", "refreshes", "started", "ended"}`` on ``results``.
+    ``{"ok", "failed", "errors", "started", "ended"}`` on ``results``.
     """
     from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth, OAuthTokenClient, RefreshingTokenProvider
     from airflow_provider_jira_auth.auth.stores.file import FileTokenStore
@@ -57,7 +57,6 @@ def gateway_worker(config: dict[str, Any], ready: Any, start: Any, results: Any)
             "ok": ok,
             "failed": failed,
             "errors": errors[:5],
-            "refreshes": provider.refreshes,
             "started": started,
             "ended": ended,
         }

@@ -44,7 +44,7 @@ def test_fresh_stored_token_is_returned_without_refreshing(
     first = provider.get_token(60)
 
     assert provider.get_token(60) == first
-    assert provider.refreshes == 1 and emu.stats.token_refreshes == 1
+    assert emu.stats.token_refreshes == 1
 
 
 def test_second_provider_on_the_same_file_uses_the_first_ones_token(
@@ -56,7 +56,7 @@ def test_second_provider_on_the_same_file_uses_the_first_ones_token(
     token = first.get_token(60)
 
     assert second.get_token(60) == token
-    assert (first.refreshes, second.refreshes, emu.stats.token_refreshes) == (1, 0, 1)
+    assert emu.stats.token_refreshes == 1  # the first one's; the second read it
 
 
 def test_provider_rechecks_the_state_under_the_lock_and_skips_a_refresh_done_meanwhile(
@@ -75,7 +75,7 @@ def test_provider_rechecks_the_state_under_the_lock_and_skips_a_refresh_done_mea
     thread.join(5)
 
     assert got == [refreshed]
-    assert waiter.refreshes == 0 and emu.stats.token_refreshes == 1
+    assert emu.stats.token_refreshes == 1  # the other process's only
 
 
 def test_threads_sharing_a_memory_store_refresh_once(
@@ -97,7 +97,7 @@ def test_threads_sharing_a_memory_store_refresh_once(
         thread.join(10)
 
     assert len(set(tokens)) == 1 and len(tokens) == len(providers)
-    assert sum(p.refreshes for p in providers) == 1 and emu.stats.token_refreshes == 1
+    assert emu.stats.token_refreshes == 1
 
 
 def test_force_refresh_with_a_stale_rejected_token_does_not_refresh(
@@ -108,7 +108,7 @@ def test_force_refresh_with_a_stale_rejected_token_does_not_refresh(
     current = RefreshingTokenProvider(file_store, token_client, margin=60).force_refresh(old.access_token)
 
     assert provider.force_refresh(old.access_token) == current
-    assert provider.refreshes == 1 and emu.stats.token_refreshes == 2
+    assert emu.stats.token_refreshes == 2  # the first token and the other provider's forced refresh
 
 
 def test_force_refresh_with_the_stored_token_refreshes(
@@ -121,7 +121,7 @@ def test_force_refresh_with_the_stored_token_refreshes(
 
     assert new.access_token != old.access_token
     assert file_store.load() == new
-    assert provider.refreshes == 2
+    assert emu.stats.token_refreshes == 2
 
 
 def test_revoked_grant_leaves_the_store_unchanged(
@@ -133,7 +133,7 @@ def test_revoked_grant_leaves_the_store_unchanged(
     with pytest.raises(JiraGrantRevokedError):
         provider.get_token(60)
 
-    assert file_store.load() == initial and provider.refreshes == 0
+    assert file_store.load() == initial and emu.stats.token_refreshes == 0
 
 
 def test_empty_store_asks_for_consent(tmp_path: Path, token_client: OAuthTokenClient) -> None:
