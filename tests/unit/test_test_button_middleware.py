@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 from airflow_provider_jira_auth.plugins.test_button import JiraTestPortMiddleware, without_port_zero
 
@@ -43,7 +44,10 @@ def run(middleware_path: str, body: bytes, chunks: int = 1) -> tuple[bytes, dict
         return queue.pop(0)
 
     scope = {"type": "http", "method": "POST", "path": middleware_path, "headers": [(b"content-length", str(len(body)).encode())]}
-    asyncio.run(JiraTestPortMiddleware(app)(scope, receive, None))
+    # In a thread of its own: another test of the session may leave an event loop running here.
+    worker = threading.Thread(target=lambda: asyncio.run(JiraTestPortMiddleware(app)(scope, receive, None)))
+    worker.start()
+    worker.join(30)
     return seen["body"], seen["headers"]
 
 
