@@ -88,6 +88,14 @@ def test_retry_after_http_date_is_parsed() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 09:00:00 GMT", now=now) == 0.0
 
 
+def test_retry_after_http_date_without_a_known_zone_is_read_as_utc() -> None:
+    """RFC 5322's ``-0000`` (zone unknown) parses to a naive time; it is taken as UTC."""
+    now = datetime(2026, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+
+    assert parse_retry_after("Thu, 01 Jan 2026 10:00:30 -0000", now=now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:30 +0100", now=now) == 30.0
+
+
 def test_default_policy_waits_as_atlassian_advises() -> None:
     """From ~2 s doubling, jitter x0.7-1.3, capped near 30 s; Retry-After: 0 still waits 1 s."""
     policy = RetryPolicy()
