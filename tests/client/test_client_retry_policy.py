@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 import pytest
@@ -88,6 +89,14 @@ def test_retry_after_http_date_is_parsed() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 09:00:00 GMT", now=now) == 0.0
 
 
+def test_retry_after_http_date_without_a_known_zone_is_read_as_utc() -> None:
+    """RFC 5322's ``-0000`` (zone unknown) parses to a naive time; it is taken as UTC."""
+    now = datetime(2026, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+
+    assert parse_retry_after("Thu, 01 Jan 2026 10:00:30 -0000", now=now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:30 +0100", now=now) == 30.0
+
+
 def test_default_policy_waits_as_atlassian_advises() -> None:
     """From ~2 s doubling, jitter x0.7-1.3, capped near 30 s; Retry-After: 0 still waits 1 s."""
     policy = RetryPolicy()
@@ -127,3 +136,48 @@ def test_invalid_policy_is_rejected() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(jitter=(1.3, 0.7))
+
+
+def test_a_jitter_that_could_reach_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="jitter"):
+        RetryPolicy(jitter=(0.0, 1.0))
+    with pytest.raises(ValueError, match="jitter"):
+        RetryPolicy(jitter=(1.2, 1.0))
+    RetryPolicy(jitter=(1.0, 1.0))
+
+
+def _answer(status: int, headers: dict[str, str] | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def test_a_retry_after_of_exactly_the_longest_worth_waiting_is_waited_for() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(max_retry_after=30.0, jitter=(1.0, 1.0), sleep=waits.append)
+    answers = [_answer(429, {"Retry-After": "30"}), _answer(200)]
+
+    assert policy.call("GET", "myself", lambda: answers.pop(0)).status_code == 200
+    assert waits == [30.0]
+
+    too_long = RetryPolicy(max_retry_after=30.0, sleep=waits.append)
+    assert too_long.call("GET", "myself", lambda: _answer(429, {"Retry-After": "31"})).status_code == 429
+    assert waits == [30.0]
+
+
+def test_a_retried_transport_error_is_logged_with_its_request(caplog: pytest.LogCaptureFixture) -> None:
+    policy = RetryPolicy(max_attempts=2, jitter=(1.0, 1.0), sleep=lambda _: None)
+    answers: list[requests.Response | Exception] = [requests.exceptions.ConnectTimeout("slow"), _answer(200)]
+
+    def send() -> requests.Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_jira_auth"):
+        assert policy.call("POST", "issue", send).status_code == 200
+
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == "Jira POST issue -> ConnectTimeout; retry 1 of 1 in 2.0 s"

@@ -6,6 +6,7 @@ import pytest
 
 from airflow_provider_jira_auth.client import (
     JiraConfigError,
+    JiraPathError,
     accessible_resources_url,
     authorize_url,
     gateway_rest_url,
@@ -109,3 +110,32 @@ def test_endpoint_paths_under_the_rest_root_are_joined_as_given(path: str) -> No
     root = "https://api.atlassian.com/ex/jira/c-1/rest/api/3"
 
     assert rest_endpoint_url(root, path) == f"{root}/{path}"
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("issue\\..\\..\\..\\ex\\confluence", "contains a backslash"),
+        ("issue/ENG-1%5Cx", "contains a backslash"),
+        ("https://evil.example/steal", "is an absolute URL or starts with '//'"),
+        ("//evil.example/steal", "is an absolute URL or starts with '//'"),
+        ("/rest/api/3/myself", "is an absolute URL or starts with '//'"),
+        ("../../ex/confluence/c-1/wiki", "has a '.' or '..' segment"),
+        ("issue/./myself", "has a '.' or '..' segment"),
+        ("issue/.", "has a '.' or '..' segment"),
+        ("issue/..;x=1/..;/ex/confluence", "has a '.' or '..' segment"),
+        ("issue/.;jsessionid=1/myself", "has a '.' or '..' segment"),
+        ("issue/%2e%2E/myself", "has a '.' or '..' segment"),
+        ("issue/%252e%252e/myself", "has a '.' or '..' segment"),
+        ("issue/%25252e%25252e/myself", "has a '.' or '..' segment"),
+    ],
+)
+def test_paths_that_could_leave_the_rest_root_are_refused_before_sending(path: str, why: str) -> None:
+    root = "https://api.atlassian.com/ex/jira/c-1/rest/api/3"
+
+    with pytest.raises(JiraPathError) as caught:
+        rest_endpoint_url(root, path)
+
+    message = str(caught.value)
+    assert message.startswith(f"Refusing to call Jira endpoint {path!r}: the path {why}")
+    assert "could leave the REST root /ex/jira/c-1/rest/api/3 " in message
