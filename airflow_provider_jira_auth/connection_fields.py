@@ -83,7 +83,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "refresh_margin": {
         "label": "Refresh margin (seconds)",
         "description": "oauth2 only: refresh the access token this long before it expires (default 300; "
-        "never more than half of the lifetime Atlassian grants).",
+        "never more than a quarter of the lifetime Atlassian grants).",
         "schema": {"type": ["number", "null"]},
     },
     "broker_url": {

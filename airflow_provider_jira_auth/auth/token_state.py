@@ -11,7 +11,7 @@ from typing import Any
 DEFAULT_EXPIRY_MARGIN = 300.0
 # A margin never eats more than this share of the lifetime Atlassian granted: with short-lived
 # tokens (a proxy, a test tenant) a 300 s margin would otherwise refresh on every call.
-MAX_MARGIN_SHARE = 0.2
+MAX_MARGIN_SHARE = 0.25
 
 
 def effective_margin(margin: float, lifetime: float | None) -> float:
