@@ -117,6 +117,31 @@ def test_a_variable_named_after_the_connection_is_taken_over_and_removed(short_l
     assert variable_value("jira_cloud_token__grant_" + grant_fingerprint(extra["client_id"], extra["refresh_token"]))
 
 
+def test_a_copy_takes_over_the_variable_named_after_the_original_and_removes_it(short_lived, monkeypatch):
+    """The legacy state may sit under another connection's id (the copy's own has none)."""
+    from airflow.models.variable import Variable
+
+    emu = short_lived
+    configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.2)
+    extra = json.loads(configured)["extra"]
+    rotated = requests.post(
+        f"{emu.auth_url}/oauth/token",
+        json={"grant_type": "refresh_token", "client_id": extra["client_id"], "client_secret": extra["client_secret"],
+              "refresh_token": extra["refresh_token"]},
+        timeout=10,
+    ).json()
+    Variable.set("jira_cloud_token__jira_original", json.dumps({"refresh_token": rotated["refresh_token"]}))
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_ORIGINAL", configured)
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_DUPLICATE", configured)
+    wait_past_leeway_and_expiry()
+
+    call_myself("jira_duplicate")
+
+    assert emu.stats.family_revocations == 0
+    assert variable_value("jira_cloud_token__jira_original") is None
+    assert variable_value("jira_cloud_token__grant_" + grant_fingerprint(extra["client_id"], extra["refresh_token"]))
+
+
 def test_a_token_file_shared_by_two_grants_is_refused_instead_of_lending_an_identity(short_lived, monkeypatch, tmp_path):
     emu = short_lived
     bob = emu.add_user("bob@example.com", display_name="Bob")

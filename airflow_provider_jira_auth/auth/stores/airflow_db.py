@@ -350,6 +350,9 @@ class VariableTokenStore(_MetadataDbStore):
         self.legacy_key = f"{VARIABLE_PREFIX}{conn_id}"
         self.key = key or (f"{VARIABLE_PREFIX}grant_{grant_id}" if grant_id else self.legacy_key)
         self._seed = seed_refresh_token
+        # The legacy Variable the state was last read from, deleted by the next write. Set only,
+        # never cleared, so a concurrent unlocked read cannot make a write forget it.
+        self._legacy_read: str | None = None
 
     def describe(self) -> str:
         return f"Airflow Variable {self.key!r} (connection {self.conn_id!r})"
@@ -381,6 +384,7 @@ class VariableTokenStore(_MetadataDbStore):
             for key in self._legacy_keys(session):
                 row = self._variable(session, key, for_update)
                 if row is not None:
+                    self._legacy_read = key
                     break
         return row
 
@@ -406,9 +410,11 @@ class VariableTokenStore(_MetadataDbStore):
             session.add(row)
         else:
             row.set_val(value)
-        # The Variable named after the connection id now holds a retired token: remove it, so
-        # nothing can ever send it again.
-        for key in self._legacy_keys(session):
+        # A legacy Variable (named after a connection id) now holds a retired token: remove it,
+        # so nothing can ever send it again. Only the one this store read from (and the
+        # connection's own) can hold this grant's state: no scan of every connection per write.
+        stale = {self.legacy_key, self._legacy_read} - {None, self.key}
+        for key in sorted(stale):  # type: ignore[type-var]
             legacy = self._variable(session, key)
             if legacy is not None:
                 session.delete(legacy)
