@@ -33,6 +33,11 @@ def token_fingerprint(access_token: str) -> str:
     return hashlib.sha256(access_token.encode()).hexdigest()
 
 
+def signing_key(client_secret: str) -> bytes:
+    """The HMAC key a connection's requests are signed with (derived from its broker secret)."""
+    return _key(client_secret)
+
+
 def sign(client_secret: str, body: bytes) -> str:
     """The signature of ``body`` under the key derived from ``client_secret`` (hex)."""
     return hmac.new(_key(client_secret), body, hashlib.sha256).hexdigest()
@@ -113,7 +118,12 @@ def parse_request(body: bytes) -> dict[str, Any]:
 
 
 def verify_signature(client_secret: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(client_secret, body), signature or "")
+    return verify_with_key(_key(client_secret), body, signature)
+
+
+def verify_with_key(key: bytes, body: bytes, signature: str) -> bool:
+    """Whether ``signature`` is ``body``'s under ``key`` (constant-time comparison)."""
+    return hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), signature or "")
 
 
 def within_window(ts: float, now: float | None = None) -> bool:

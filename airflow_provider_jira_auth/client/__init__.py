@@ -104,6 +104,8 @@ __all__ = [
     "gateway_rest_url",
     "is_adf",
     "is_safe_to_repeat",
+    "jql_list",
+    "jql_quote",
     "normalize_base_url",
     "rest_endpoint_url",
     "site_rest_url",

@@ -3,13 +3,15 @@
 Airflow 3 task and trigger processes cannot write a connection (their ORM access is blocked),
 so they ask the api-server, which can: ``POST /jira-auth/token`` returns a valid access token
 for a connection, refreshing it first under the store's database lock when needed, and writing
-the rotated refresh token back before answering. The refresh token itself never leaves the
-api-server. See docs/token-rotation.md for why this route was chosen.
+the rotated refresh token back before answering. The answer never carries the refresh token.
+See docs/token-rotation.md for why this route was chosen, docs/security.md for what it refuses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import re
 import threading
 import time
@@ -43,6 +45,10 @@ router = APIRouter()
 # endpoint tells an unauthenticated caller nothing about which connections exist.
 _FORBIDDEN = {"error": "forbidden", "message": "the request's signature does not match an oauth2 jira_cloud connection"}
 
+_BUSY = {
+    "error": "busy",
+    "message": "the token broker is refusing unverified requests for a moment (too many recently); try again",
+}
 _STALE = {"error": "stale", "message": "the request is too old, replayed, or the clocks differ"}
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
@@ -54,6 +60,20 @@ _ERROR_KINDS: list[tuple[type[Exception], str, int]] = [
     (JiraError, "upstream", 424),  # not 5xx: the broker already retried Atlassian
 ]
 
+
+# -- what an unauthenticated caller can cost ------------------------------------------------------
+#: A signature no known key verifies costs a lookup of the connection it names (a remote call on
+#: Vault or AWS): at most LOOKUP_BURST at once, then LOOKUP_RATE a second, per api-server process.
+#: Beyond that such requests get 429 and Retry-After without a lookup.
+LOOKUP_BURST = 20
+LOOKUP_RATE = 5.0
+#: A connection's signing key, once it verified a request, verifies that connection's next
+#: requests for this long without spending the lookup budget (each served request renews it).
+KEY_TTL = 300.0
+MAX_KNOWN_KEYS = 4096
+#: A 403 for a bad signature is answered no sooner than this after the request arrived, so that
+#: its timing does not tell an existing connection from a missing one.
+REFUSAL_FLOOR = 0.05
 
 MAX_BODY = 4096
 # Longest freshness a task may ask for: more than an access token lives would force a refresh
@@ -89,7 +109,8 @@ class _Refusals:
             count, self._count, self._next_log = self._count, 0, now + REFUSAL_LOG_EVERY
         log.warning(
             "Token broker: refused %d request(s) since the last such message that no oauth2 jira_cloud connection "
-            "signed (unknown connection, another type, or another client secret), the latest for connection id %r; "
+            "signed (unknown connection, another type, another client secret, or more unverified requests than the "
+            "lookup budget allows), the latest for connection id %r; "
             "a worker whose copy of the connection differs from the api-server's gets these too",
             count, conn_id,
         )
@@ -97,6 +118,60 @@ class _Refusals:
 
 REFUSAL_LOG_EVERY = 60.0
 _refusals = _Refusals()
+
+
+class _KnownKeys:
+    """Signing keys of connections that recently signed a request, by connection id.
+
+    Only keys are kept (never a secret or a setting), and only for :data:`KEY_TTL` seconds after
+    the request that last proved them; the oldest go first beyond :data:`MAX_KNOWN_KEYS`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, tuple[bytes, float]] = {}
+
+    def verifies(self, conn_id: str, body: bytes, signature: str) -> bool:
+        with self._lock:
+            known = self._keys.get(conn_id)
+        if known is None or time.monotonic() - known[1] > KEY_TTL:
+            return False
+        return broker_protocol.verify_with_key(known[0], body, signature)
+
+    def remember(self, conn_id: str, key: bytes) -> None:
+        with self._lock:
+            self._keys.pop(conn_id, None)
+            self._keys[conn_id] = (key, time.monotonic())
+            while len(self._keys) > MAX_KNOWN_KEYS:
+                del self._keys[next(iter(self._keys))]
+
+    def forget(self, conn_id: str) -> None:
+        with self._lock:
+            self._keys.pop(conn_id, None)
+
+
+class _LookupBudget:
+    """A token bucket: :data:`LOOKUP_BURST` lookups at once, refilled at :data:`LOOKUP_RATE` a second."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens = float(LOOKUP_BURST)
+        self._at = time.monotonic()
+
+    def take(self) -> float:
+        """0 when a lookup may run now, else how many seconds until one may."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(float(LOOKUP_BURST), self._tokens + (now - self._at) * LOOKUP_RATE)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / LOOKUP_RATE
+
+
+_known_keys = _KnownKeys()
+_lookup_budget = _LookupBudget()
 
 
 def _lookup(conn_id: str) -> Any:
@@ -160,9 +235,22 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     if not broker_protocol.within_window(request["ts"]):
         return 403, _STALE
     conn_id = request["conn_id"]
+    # A key that already proved itself for this connection authenticates the request before any
+    # lookup; any other request spends the lookup budget, or is turned away without a lookup.
+    known = _known_keys.verifies(conn_id, body, signature)
+    if not known:
+        wait = _lookup_budget.take()
+        if wait:
+            _refusals.refused(conn_id, "over the lookup budget")
+            return 429, {**_BUSY, "retry_after": max(1, math.ceil(wait))}
+    # The connection as it is now: a changed secret or a deleted connection is refused here even
+    # when a remembered key verified the request.
     settings = _signed_settings(conn_id, body, signature)
     if settings is None:
+        if known:  # the remembered key is no longer the connection's (a badly signed request cannot evict it)
+            _known_keys.forget(conn_id)
         return 403, _FORBIDDEN
+    _known_keys.remember(conn_id, broker_protocol.signing_key(settings.broker_signing_secret))
     # Signed by someone holding the client secret: from here on, errors may say what is wrong.
     try:
         if not _nonces.accept(conn_id, request["nonce"]):
@@ -238,13 +326,19 @@ async def _read_body(request: Request) -> bytes | None:
 
 @router.post(broker_protocol.PATH)
 async def token(request: Request) -> JSONResponse:
+    started = time.monotonic()
     body = await _read_body(request)
     if body is None:
         return JSONResponse(_TOO_LARGE, status_code=413, headers={"Cache-Control": "no-store", "Connection": "close"})
     signature = request.headers.get(broker_protocol.SIGNATURE_HEADER, "")
     # The refresh does blocking HTTP and database work: keep it off the event loop.
     status, payload = await run_in_threadpool(_serve, body, signature)
-    return JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if payload is _FORBIDDEN:
+        await asyncio.sleep(max(0.0, REFUSAL_FLOOR - (time.monotonic() - started)))
+    elif status == 429:
+        headers["Retry-After"] = str(payload.pop("retry_after"))
+    return JSONResponse(payload, status_code=status, headers=headers)
 
 
 @router.get("/health")

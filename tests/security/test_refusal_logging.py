@@ -25,6 +25,8 @@ def test_bad_signatures_and_unknown_connections_are_not_logged_per_request(start
     put_connection("jira_sec_flood_basic", jira_emulator.connection_json("basic"))
     client_secret = connection_extra(CONN_ID)["client_secret"]
     server = start_broker()
+    # The connection's owner was served before: the broker knows its key.
+    assert server.post(*broker_protocol.signed_request(client_secret, CONN_ID, min_valid=0)).status_code == 200
     before = len(server.log())
 
     for n in range(FLOOD):
@@ -33,11 +35,12 @@ def test_bad_signatures_and_unknown_connections_are_not_logged_per_request(start
             broker_protocol.signed_request(client_secret, f"jira_sec_unknown_{n}", min_valid=0),
             broker_protocol.signed_request(client_secret, "jira_sec_flood_basic", min_valid=0),
         ]
-        assert {server.post(*attempt).status_code for attempt in attempts} == {403}
+        # 403, or 429 once the flood has spent the broker's lookup budget.
+        assert {server.post(*attempt).status_code for attempt in attempts} <= {403, 429}
     refused = warnings_in(server.log()[before:])
     assert len(refused) == 1, f"{len(refused)} warnings for {3 * FLOOD} refused requests:\n" + "\n".join(refused[:10])
     assert "Token broker: refused 1 request" in refused[0], "one warning should say that refusals began"
 
-    # The connection's owner is still served at once.
+    # The connection's owner is still served at once, flood or not.
     answer = server.post(*broker_protocol.signed_request(client_secret, CONN_ID, min_valid=0))
     assert answer.status_code == 200, answer.text
