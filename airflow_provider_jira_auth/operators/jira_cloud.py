@@ -9,12 +9,10 @@ when a DAG file is parsed: see ``bench/operator_import.py``.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from itertools import islice
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
@@ -72,6 +70,19 @@ def _same_name(a: Any, b: Any) -> bool:
     return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
 
 
+def _whole_number(value: Any, name: str, *, optional: bool = False, minimum: int = 0) -> Any:
+    """A templated count as an int (``None`` when optional and empty), or a ValueError naming it."""
+    if optional and value in (None, ""):
+        return None
+    try:
+        number = int(str(value).strip()) if isinstance(value, str) else value
+    except ValueError:
+        number = None
+    if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return number
+
+
 def _status_name(issue: Mapping[str, Any]) -> str | None:
     status = (issue.get("fields") or {}).get("status") or {}
     return status.get("name")
@@ -85,8 +96,15 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
 
     Returns the issues (``{"id", "key", "fields"}`` each) as the task's XCom. XComs live in
     Airflow's metadata database, so above ``max_xcom_issues`` the task fails with a clear error,
-    unless ``output_path`` is set: then every issue is streamed to that file as JSON Lines (one
-    issue per line, in constant memory, written atomically) and ``{"path", "count"}`` is returned.
+    unless ``output_path`` is set: then every issue is streamed there as JSON Lines (one issue per
+    line, in constant memory, written atomically) and ``{"path", "count"}`` is returned.
+    ``output_path`` is a local path, a URL of any scheme Airflow's object storage knows
+    (``s3://``, ``gs://``, ``file://``, ...) or an ``ObjectStoragePath``: see
+    :mod:`~airflow_provider_jira_auth.operators.output`.
+
+    Every ``Asset`` in ``outlets`` gets an event whose extra says what the task produced:
+    ``{"jql", "count"}``, and ``"uri"`` when it wrote to ``output_path``, so that a downstream DAG
+    knows which file to read.
 
     .. code-block:: python
 
@@ -98,7 +116,8 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         export = JiraSearchOperator(
             task_id="export",
             jql="project = ENG ORDER BY key",
-            output_path="/data/jira/eng-{{ ds }}.jsonl",
+            output_path="s3://aws_default@exports/jira/eng-{{ ds }}.jsonl",
+            outlets=[Asset("s3://exports/jira/eng")],
         )
 
     :param jql: a bounded JQL query (templated).
@@ -106,14 +125,16 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         ``["*navigable"]`` or ``["*all"]`` for many.
     :param max_results: stop after this many issues; ``None`` for all (templated).
     :param max_xcom_issues: most issues returned as an XCom; more fail the task unless
-        ``output_path`` is set.
-    :param output_path: write JSON Lines here instead and return ``{"path", "count"}`` (templated).
-    :param page_size: issues per request (Jira returns at most 100 when fields are asked for).
-    :param expand: e.g. ``"changelog"``.
+        ``output_path`` is set (templated).
+    :param output_path: write JSON Lines here instead and return ``{"path", "count"}``: a path, a
+        URL or an ``ObjectStoragePath`` (templated).
+    :param page_size: issues per request (Jira returns at most 100 when fields are asked for)
+        (templated).
+    :param expand: e.g. ``"changelog"`` (templated).
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
-    template_fields: Sequence[str] = ("jql", "fields", "max_results", "output_path")
+    template_fields: Sequence[str] = ("jql", "fields", "max_results", "max_xcom_issues", "output_path", "page_size", "expand")
     jira_operations = ("search_issues",)
 
     def __init__(
@@ -123,14 +144,14 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         fields: str | Sequence[str] | None = ("summary", "status"),
         max_results: int | None = None,
         max_xcom_issues: int = 1000,
-        output_path: str | os.PathLike[str] | None = None,
+        output_path: str | os.PathLike[str] | Any | None = None,
         page_size: int = 100,
         expand: str | Sequence[str] | None = None,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_xcom_issues < 0:
+        if isinstance(max_xcom_issues, int) and max_xcom_issues < 0:
             raise ValueError(f"max_xcom_issues must be >= 0, got {max_xcom_issues}")
         self.jql = jql
         self.fields = fields
@@ -142,41 +163,44 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         self.jira_conn_id = jira_conn_id
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
-        max_results = None if self.max_results in (None, "") else int(self.max_results)  # type: ignore[arg-type]
+        from airflow_provider_jira_auth.operators import output
+
+        max_results = _whole_number(self.max_results, "max_results", optional=True)
+        max_xcom_issues = _whole_number(self.max_xcom_issues, "max_xcom_issues")
+        page_size = _whole_number(self.page_size, "page_size", minimum=1)
+        # Checked before any Jira call: a scheme nobody serves fails now, naming it.
+        target = output.resolve_output(self.output_path) if self.output_path else None
         issues = self.jira_client().search_issues(
-            self.jql, fields=self.fields, page_size=self.page_size, expand=self.expand, max_results=max_results
+            self.jql, fields=self.fields, page_size=page_size, expand=self.expand or None, max_results=max_results
         )
-        if self.output_path:
-            return self._write_jsonl(Path(self.output_path), issues)
-        found = [compact_issue(issue) for issue in islice(issues, self.max_xcom_issues + 1)]
-        if len(found) > self.max_xcom_issues:
+        if target is not None:
+            count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))
+            uri = output.describe(target)
+            self.log.info("JQL %r: wrote %d issue(s) to %s", self.jql, count, uri)
+            self._describe_outlets(context, {"uri": uri, "jql": self.jql, "count": count})
+            return {"path": uri, "count": count}
+        found = [compact_issue(issue) for issue in islice(issues, max_xcom_issues + 1)]
+        if len(found) > max_xcom_issues:
             from airflow_provider_jira_auth._compat import AirflowFailException
 
             # A retry would fail the same way: no point spending the task's retries on it.
             raise AirflowFailException(
-                f"JQL {self.jql!r} matches more than max_xcom_issues={self.max_xcom_issues} issues, too many for an "
+                f"JQL {self.jql!r} matches more than max_xcom_issues={max_xcom_issues} issues, too many for an "
                 "XCom (XComs live in Airflow's metadata database). Set output_path to stream them to a JSON Lines "
                 "file, narrow the JQL, set max_results, or raise max_xcom_issues."
             )
         self.log.info("JQL %r: %d issue(s)", self.jql, len(found))
+        self._describe_outlets(context, {"jql": self.jql, "count": len(found)})
         return found
 
-    def _write_jsonl(self, path: Path, issues: Iterator[dict[str, Any]]) -> dict[str, Any]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".part")
-        count = 0
-        try:
-            with partial.open("w", encoding="utf-8") as out:
-                for issue in issues:
-                    out.write(json.dumps(compact_issue(issue), ensure_ascii=False, separators=(",", ":")))
-                    out.write("\n")
-                    count += 1
-            # Readers never see a half-written file, even if the task dies midway.
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        self.log.info("JQL %r: wrote %d issue(s) to %s", self.jql, count, path)
-        return {"path": str(path), "count": count}
+    def _describe_outlets(self, context: Context, extra: dict[str, Any]) -> None:
+        """Put ``extra`` on the event of every ``Asset`` among the task's outlets."""
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        for outlet in self.outlets or ():
+            if type(outlet).__name__ == "Asset":
+                events[outlet].extra.update(extra)
 
 
 # -- create / update / comment ----------------------------------------------------------------------

@@ -1,0 +1,145 @@
+"""Where an export goes: a local path, a URL or an ``ObjectStoragePath``, written so that no reader
+ever sees a half-written file.
+
+``output_path`` may be:
+
+* a plain path (``/data/jira/eng.jsonl``): the local disk of the worker;
+* a URL (``s3://bucket/jira/eng.jsonl``, ``file:///data/eng.jsonl``, ...) or an
+  :class:`airflow.sdk.ObjectStoragePath`: any scheme Airflow's object storage knows, i.e. ``file``
+  and whatever an installed provider registers (s3 by the Amazon provider, gs by Google, abfs by
+  Microsoft Azure, ...). A URL may name an Airflow connection for the store
+  (``s3://aws_default@bucket/key``), as ``ObjectStoragePath`` reads it.
+
+:func:`resolve_output` checks the scheme before any Jira call, so a scheme nobody registered fails
+at once, naming it; nothing is ever written to a local file whose name merely looks like a URL.
+:func:`write_jsonl` writes to ``<name>.part`` next to the target and moves it into place at the
+end (a rename on a local disk; a move in the store on object storage), deleting the partial
+object if the export fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Union
+
+from airflow_provider_jira_auth.client.errors import JiraConfigError
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+# Schemes that some providers register: a hint for the error when none is.
+_PROVIDER_OF = {
+    "s3": "apache-airflow-providers-amazon",
+    "s3a": "apache-airflow-providers-amazon",
+    "gs": "apache-airflow-providers-google",
+    "gcs": "apache-airflow-providers-google",
+    "abfs": "apache-airflow-providers-microsoft-azure",
+    "abfss": "apache-airflow-providers-microsoft-azure",
+    "adl": "apache-airflow-providers-microsoft-azure",
+    "msgraph": "apache-airflow-providers-microsoft-azure",
+    "sftp": "apache-airflow-providers-sftp",
+    "ftp": "apache-airflow-providers-ftp",
+    "hdfs": "apache-airflow-providers-apache-hdfs",
+}
+
+Target = Union[Path, Any]  # a local Path, or an airflow.sdk.ObjectStoragePath
+
+
+def resolve_output(value: str | os.PathLike[str] | Any, *, field: str = "output_path") -> Target:
+    """The target ``value`` names: a local :class:`~pathlib.Path` or an ``ObjectStoragePath``.
+
+    Raises :class:`JiraConfigError` naming ``field`` when the scheme has no filesystem.
+    """
+    if _is_object_storage_path(value):
+        target = value
+    else:
+        text = os.fspath(value) if isinstance(value, os.PathLike) else value
+        if not isinstance(text, str) or not text.strip():
+            raise JiraConfigError(field, f"must be a path, a URL or an ObjectStoragePath, not {value!r}")
+        match = _URL.match(text)
+        if match is None:
+            return Path(text)
+        from airflow.sdk import ObjectStoragePath
+
+        try:
+            target = ObjectStoragePath(text)
+        except ValueError:  # a scheme fsspec itself does not know
+            raise _unregistered(field, match["scheme"].lower(), text) from None
+    scheme = (getattr(target, "protocol", None) or "file").lower()
+    if scheme in ("file", "local"):
+        return Path(target.path)
+    try:
+        target.fs  # resolves the scheme's filesystem (and its connection) now, before any Jira call
+    except ValueError as exc:
+        if "registered" not in str(exc):
+            raise
+        raise _unregistered(field, scheme, str(target)) from None
+    return target
+
+
+def _unregistered(field: str, scheme: str, where: str) -> JiraConfigError:
+    hint = f": install {_PROVIDER_OF[scheme]}" if scheme in _PROVIDER_OF else (
+        ": install the Airflow provider that serves it, or attach a filesystem for it (airflow.sdk.io.store.attach)"
+    )
+    return JiraConfigError(field, f"no filesystem is registered for the scheme {scheme!r} of {where!r}{hint}")
+
+
+def describe(target: Target) -> str:
+    """The target as a user wrote it: a path, or a URL with its scheme."""
+    return str(target)
+
+
+def write_jsonl(target: Target, records: Iterable[Mapping[str, Any]]) -> int:
+    """Write ``records`` to ``target`` as JSON Lines, all or nothing; returns how many."""
+    if isinstance(target, Path):
+        return _write_local(target, records)
+    return _write_object(target, records)
+
+
+def _dump(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _write_local(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    count = 0
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            for record in records:
+                out.write(_dump(record))
+                count += 1
+        # Readers never see a half-written file, even if the task dies midway.
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def _write_object(target: Any, records: Iterable[Mapping[str, Any]]) -> int:
+    fs = target.fs
+    partial_path = target.path + ".part"
+    parent = target.path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    count = 0
+    try:
+        with fs.open(partial_path, "w", encoding="utf-8") as out:
+            for record in records:
+                out.write(_dump(record))
+                count += 1
+        fs.mv(partial_path, target.path)
+    finally:
+        try:
+            if fs.exists(partial_path):
+                fs.rm(partial_path)
+        except OSError:
+            pass
+    return count
+
+
+def _is_object_storage_path(value: Any) -> bool:
+    cls = type(value)
+    return cls.__name__ == "ObjectStoragePath" or any(base.__name__ == "ObjectStoragePath" for base in cls.__mro__)
