@@ -120,10 +120,10 @@ class JiraIssueNotifier(BaseNotifier):
     :param labels: more labels for a new issue (templated); the dedup label is always added.
     :param jql: finds the open issue to comment on instead (templated); default: the dedup label,
         in ``project_key``, not Done.
-    :param fields: more fields for a new issue, e.g. ``{"priority": {"name": "High"}}``.
+    :param fields: more fields for a new issue, e.g. ``{"priority": {"name": "High"}}`` (templated).
     """
 
-    template_fields = ("project_key", "issue_type", "summary", "description", "labels", "jql")
+    template_fields = ("project_key", "issue_type", "summary", "description", "labels", "jql", "fields")
     jira_operations = ("search_issues", "create_issue", "add_comment")
 
     def __init__(

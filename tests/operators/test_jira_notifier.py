@@ -84,14 +84,16 @@ def test_templated_fields_are_rendered_with_the_callback_context(jira: Jira) -> 
         project_key="ENG",
         summary="{{ ti.task_id }} broke in {{ ti.dag_id }}",
         description="Owner: {{ params.owner }}",
+        fields={"priority": {"name": "{{ params.priority }}"}},
         jira_conn_id=jira.conn_id,
     )
 
-    notifier({**_failure(FakeTaskInstance(dag_id="etl", task_id="load")), "params": {"owner": "ada"}})
+    notifier({**_failure(FakeTaskInstance(dag_id="etl", task_id="load")), "params": {"owner": "ada", "priority": "High"}})
 
     (key,) = _tickets(jira, "airflow:etl:load")
     fields = jira.emu.get_issue(key)["fields"]
     assert fields["summary"] == "load broke in etl" and "Owner: ada" in str(fields["description"])
+    assert fields["priority"]["name"] == "High"
 
 
 def test_a_dag_level_callback_gets_one_ticket_per_dag(jira: Jira) -> None:
