@@ -320,7 +320,9 @@ class IssuesChangedPoller:
                     issues = await client.search_issues(
                         query, fields=FIELDS, max_results=self.max_issues, page_size=min(self.max_issues, 100)
                     )
-                except JiraError as exc:
+                except Exception as exc:  # Jira down, a 429, the connection or the token broker missing
+                    if not isinstance(exc, JiraError) and client is not None:
+                        raise  # not an outage: a bug, let it surface
                     failures += 1
                     pause = self._outage_pause(failures, exc)
                     log.warning(
@@ -347,7 +349,7 @@ class IssuesChangedPoller:
             if client is not None:
                 await client.aclose()
 
-    def _outage_pause(self, failures: int, exc: JiraError) -> float:
+    def _outage_pause(self, failures: int, exc: BaseException) -> float:
         pause = min(self.poll_interval * 2 ** (failures - 1), max(self.poll_interval, MAX_OUTAGE_PAUSE))
         if isinstance(exc, JiraRateLimitError) and exc.retry_after:
             pause = max(pause, float(exc.retry_after))
@@ -429,6 +431,12 @@ class _WatermarkProducer(SharedStreamProducer):
             if self.poller.store is not None:
                 try:
                     await self.poller.store.save(newest)
+                    log.info(
+                        "Jira changes for %r: %d event(s) stored; watermark now %s",
+                        self.poller.jql,
+                        len(batch),
+                        _ms_iso(newest.newest),
+                    )
                 except Exception:
                     # The next advance writes a newer one; a restart before it fires this batch again.
                     log.exception("Jira changes for %r: could not store the watermark", self.poller.jql)
