@@ -133,6 +133,7 @@ def test_ten_polls_without_a_change_start_no_run_and_tokens_rotate_without_revoc
     assert emulator.stats.token_refreshes >= elapsed // TOKEN_TTL - 1 >= 3
     assert emulator.stats.family_revocations == 0
     assert emulator.stats.rejected_refreshes == 0
+    assert emulator.stats.auth_failures == 0  # no poll went out with an expired token
     assert all(r.status == 200 for r in searches(emulator)[-10:])
 
 

@@ -436,3 +436,20 @@ def test_the_emulator_reads_jql_dates_in_the_users_time_zone(emu: JiraCloudEmula
     assert requests.get(f"{emu.url}/rest/api/3/myself", auth=(user.email, user.api_token), timeout=10).json()[
         "timeZone"
     ] == "America/Los_Angeles"
+
+
+def test_without_a_state_store_the_trigger_runs_standalone_with_the_watermark_in_memory(emu: JiraCloudEmulator) -> None:
+    """Airflow 3.0-3.2 (no asset state store, no shared streams): run() fires each change once."""
+    trigger = JiraIssuesChangedTrigger(jql="project = ENG", jira_conn_id=CONN_ID, poll_interval=0.05)
+    assert trigger.shared_stream_key() is None
+
+    async def scenario() -> None:
+        stream = Pump(trigger.run())
+        await _quiet_polls(emu, stream, 1)
+        emu.set_status("ENG-1", "Done")
+        event = await _next_batch(stream)
+        assert event.payload["keys"] == ["ENG-1"]
+        await _quiet_polls(emu, stream, 10)
+        await stream.aclose()
+
+    asyncio.run(scenario())
