@@ -50,7 +50,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_jira_auth.triggers.jira_cloud"],
+                "python-modules": [
+                    "airflow_provider_jira_auth.triggers.jira_cloud",
+                    "airflow_provider_jira_auth.triggers.issues_changed",
+                ],
             }
         ],
         "notifications": ["airflow_provider_jira_auth.notifications.jira_cloud.JiraIssueNotifier"],

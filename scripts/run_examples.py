@@ -28,6 +28,9 @@ EXAMPLES = {
     "jira_operators_notifier": "basic",
     "jira_oauth_keepalive": "oauth2",
     "jira_operators_oauth": "oauth2",
+    # Scheduled on an asset a JiraIssuesChangedTrigger watches: `dags test` runs it by hand, with
+    # no triggering event (it then does nothing); the event path needs a triggerer (tests/events).
+    "jira_issue_events": "basic",
 }
 OAUTH_CONN_ID = "jira_cloud_oauth"
 #: Airflow logs a failing callback and carries on: a run can succeed with its callback broken.

@@ -814,6 +814,25 @@ class AirflowEnvironment:
         self._register_session(proc.pid)
         return proc
 
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill one service's whole session (``SIGKILL``: no clean shutdown) and wait until it is gone."""
+        proc = self._services.pop(name)
+        _kill_session(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _session_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with self._lock:
+            self._sessions.discard(proc.pid)
+            self._write_state()
+        self._note(f"killed {name} (session {proc.pid}) with signal {sig}")
+
+    def start_service(self, name: str, *args: str) -> None:
+        """Start a service again after ``kill_service`` (``args``: its CLI words, default ``name``)."""
+        self._spawn(name, *(args or (name,)))
+        self._note(f"started {name}")
+
     def airflow(
         self,
         *args: str,

@@ -24,6 +24,8 @@ class User:
     display_name: str
     scoped: bool = False
     scopes: tuple[str, ...] = field(default_factory=tuple)
+    #: the profile's time zone (IANA name): ``myself`` shows it, and JQL reads dates in it
+    time_zone: str = "Etc/UTC"
 
     def to_json(self) -> dict[str, Any]:
         """The user as Jira shows it in ``assignee``, ``author``, ``myself``..."""
@@ -33,7 +35,7 @@ class User:
             "emailAddress": self.email,
             "displayName": self.display_name,
             "active": True,
-            "timeZone": "Etc/UTC",
+            "timeZone": self.time_zone,
         }
 
 

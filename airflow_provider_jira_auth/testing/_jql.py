@@ -4,7 +4,8 @@ Supported: clauses joined by AND / OR / NOT with parentheses; the operators ``= 
 > >= IN, NOT IN, IS, IS NOT``; fields project, key (issuekey), id, status, statusCategory,
 labels, summary, description, comment, text, issuetype (type), priority, assignee, reporter,
 resolution, created, updated; functions currentUser(), now(), startOfDay(), endOfDay();
-``ORDER BY`` key, id, created, updated, summary, status, priority, project, issuetype.
+``ORDER BY`` key, id, created, updated, summary, status, priority, project, issuetype. Absolute
+dates ("yyyy-MM-dd HH:mm") are read in the caller's profile time zone (``User.time_zone``), as Jira does.
 Errors carry Jira's own wording, e.g. "Error in the JQL Query: Expecting operator but got 'x'...".
 
 Compiled predicates read these attributes of an issue: id, key, num, project, status_lc,
@@ -17,8 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Predicate = Callable[[Any], bool]
 
@@ -372,6 +374,7 @@ class JqlEnv:
     account_id: Callable[[str], str | None]  # account id, email or display name -> account id
     current_account_id: str | None
     now: float
+    time_zone: str = "Etc/UTC"  # the caller's: JQL reads "yyyy-MM-dd HH:mm" in it, as Jira does
 
 
 def _no_value(value: Value, name: str) -> JqlError:
@@ -390,6 +393,13 @@ def _duration(text: str) -> float | None:
         return None
     seconds = sum(int(n) * _UNIT_SECONDS[u.lower()] for n, u in _DURATION_PART.findall(match.group(2)))
     return -seconds if match.group(1) == "-" else seconds
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
 
 
 def _date_value(value: Value, name: str, env: JqlEnv) -> float:
@@ -413,7 +423,7 @@ def _date_value(value: Value, name: str, env: JqlEnv) -> float:
         return env.now + relative
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(value.text.strip(), fmt).replace(tzinfo=timezone.utc).timestamp()
+            return datetime.strptime(value.text.strip(), fmt).replace(tzinfo=_zone(env.time_zone)).timestamp()
         except ValueError:
             continue
     raise JqlError(

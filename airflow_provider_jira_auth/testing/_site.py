@@ -592,6 +592,7 @@ class JiraSite:
             account_id=account_id,
             current_account_id=user.account_id if user else None,
             now=self._clock(),
+            time_zone=user.time_zone if user else "Etc/UTC",
         )
 
 

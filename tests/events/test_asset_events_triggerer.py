@@ -1,0 +1,178 @@
+"""A change in Jira starts a DAG run, once, under a real triggerer.
+
+One deployment (api-server with the token broker, scheduler with the LocalExecutor,
+dag-processor, triggerer) on PostgreSQL. The DAG in dags_events/ is scheduled on an asset
+watched by JiraIssuesChangedTrigger (poll every 2 s) through a 3LO connection whose access
+tokens live 4 s: the triggerer gets each one from the api-server's token broker.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_jira_auth.testing import JiraCloudEmulator
+from tests.airflow_harness import AirflowEnvironment
+
+DAGS = Path(__file__).parent / "dags_events"
+DAG_ID = "jira_events_consumer"
+CONN_ID = "jira_events_oauth"
+POLL = 2.0
+TOKEN_TTL = 4.0
+
+pytestmark = pytest.mark.airflow_executor
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with JiraCloudEmulator() as emu:
+        emu.seed_issues(project="ENG", count=4, statuses=["To Do"])
+        emu.oauth.access_token_ttl = TOKEN_TTL
+        emu.oauth.reuse_leeway = 1.0
+        emu.oauth.companion_ttl = 1.0
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def deployment(emulator, tmp_path_factory):
+    airflow = AirflowEnvironment(
+        tmp_path_factory.mktemp("airflow-events"),
+        dags_folder=DAGS,
+        database="postgres",
+        parallelism=4,
+        triggerer=True,
+        # A killed triggerer's triggers go to the next one once its heartbeat is this old.
+        config={"triggerer": {"triggerer_health_check_threshold": "10"}},
+    )
+    airflow.start()
+    try:
+        seed = json.loads(emulator.connection_json("oauth2"))
+        airflow.add_connection(
+            CONN_ID, conn_type="jira_cloud", host=seed["host"], extra={**seed["extra"], "refresh_margin": 1.0}
+        )
+        airflow.wait_for_dag(DAG_ID)
+        yield airflow
+    finally:
+        airflow.stop()
+
+
+def searches(emu: JiraCloudEmulator) -> list[Any]:
+    return [r for r in emu.requests if r.path.endswith("/search/jql")]
+
+
+def runs(deployment: AirflowEnvironment) -> list[dict[str, Any]]:
+    answer = deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns", params={"order_by": "run_after", "limit": 100})
+    return answer["dag_runs"]
+
+
+def wait_for_polls(emu: JiraCloudEmulator, count: int, timeout: float = 120) -> None:
+    target = len(searches(emu)) + count
+    deadline = time.monotonic() + timeout
+    while len(searches(emu)) < target:
+        assert time.monotonic() < deadline, f"the trigger made {len(searches(emu))} of {target} polls"
+        time.sleep(0.2)
+
+
+def wait_for_new_run(deployment: AirflowEnvironment, known: int, timeout: float) -> tuple[dict[str, Any], float]:
+    """The first run after the ``known`` ones, and how long it took to appear."""
+    start = time.monotonic()
+    while True:
+        found = runs(deployment)
+        if len(found) > known:
+            return found[known], time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"no DAG run within {timeout} s\n{deployment.diagnostics()}")
+        time.sleep(0.3)
+
+
+def changed_keys(deployment: AirflowEnvironment, run: dict[str, Any], timeout: float = 120) -> list[str]:
+    """What the run's task read from its triggering asset events (its XCom)."""
+    run_id = run["dag_run_id"]
+    deadline = time.monotonic() + timeout
+    while (state := deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
+        "success",
+        "failed",
+    ):
+        assert time.monotonic() < deadline, f"run {run_id} still {state}"
+        time.sleep(0.5)
+    assert state == "success", deployment.diagnostics()
+    entry = deployment.api(
+        "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/changed_issues/xcomEntries/return_value"
+    )
+    value = entry["value"]
+    value = json.loads(value) if isinstance(value, str) else value
+    return [change["key"] for change in value]
+
+
+def create_issue(emu: JiraCloudEmulator, summary: str) -> str:
+    user = emu.default_user
+    answer = requests.post(
+        f"{emu.url}/rest/api/3/issue",
+        json={"fields": {"project": {"key": "ENG"}, "issuetype": {"name": "Task"}, "summary": summary}},
+        auth=(user.email, user.api_token),
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return answer.json()["key"]
+
+
+@pytest.mark.timeout(600)
+def test_ten_polls_without_a_change_start_no_run_and_tokens_rotate_without_revocation(deployment, emulator):
+    wait_for_polls(emulator, 1, timeout=180)  # the triggerer runs the watcher
+    emulator.reset_stats()
+    started = time.monotonic()
+    wait_for_polls(emulator, 10)
+    elapsed = time.monotonic() - started
+    assert runs(deployment) == []
+    # Tokens living 4 s: the polls went on through several rotations, none refused.
+    assert emulator.stats.token_refreshes >= elapsed // TOKEN_TTL - 1 >= 3
+    assert emulator.stats.family_revocations == 0
+    assert emulator.stats.rejected_refreshes == 0
+    assert emulator.stats.auth_failures == 0  # no poll went out with an expired token
+    assert all(r.status == 200 for r in searches(emulator)[-10:])
+
+
+@pytest.mark.timeout(600)
+def test_an_issue_moved_or_created_starts_exactly_one_run_that_reads_which_issues_changed(deployment, emulator):
+    known = len(runs(deployment))
+    emulator.set_status("ENG-2", "Done")
+    run, took = wait_for_new_run(deployment, known, timeout=POLL + 30)
+    assert changed_keys(deployment, run) == ["ENG-2"]
+
+    key = create_issue(emulator, "a new incident")
+    run, took_created = wait_for_new_run(deployment, known + 1, timeout=POLL + 30)
+    assert changed_keys(deployment, run) == [key]
+
+    wait_for_polls(emulator, 10)  # the overlap sees both again: no more runs
+    assert len(runs(deployment)) == known + 2
+    print(f"run started {took:.1f} s after the move, {took_created:.1f} s after the creation")
+
+
+@pytest.mark.timeout(600)
+def test_a_triggerer_killed_between_a_change_and_its_event_fires_it_once_after_restart(deployment, emulator):
+    known = len(runs(deployment))
+    before = len(searches(emulator))
+    # The change, then the poll that sees it held up in Jira while the triggerer is killed.
+    emulator.delay_next("POST", r"/search/jql$", 8.0)
+    emulator.set_status("ENG-3", "Done")
+    wait_for_polls(emulator, 1)
+    time.sleep(POLL + 1)
+    deployment.kill_service("triggerer")
+    assert len(runs(deployment)) == known, "the event fired before the kill: the test did not test a restart"
+    time.sleep(3)
+    deployment.start_service("triggerer")
+
+    run, took = wait_for_new_run(deployment, known, timeout=180)
+    assert changed_keys(deployment, run) == ["ENG-3"]
+    # After the restart the watcher resumed from the stored watermark: ENG-2 and the new issue
+    # (stored before the kill) never fire again, ENG-3 fires once.
+    wait_for_polls(emulator, 10)
+    assert len(runs(deployment)) == known + 1
+    assert len(searches(emulator)) > before
+    assert emulator.stats.family_revocations == 0
+    print(f"run started {took:.1f} s after the triggerer's restart")
