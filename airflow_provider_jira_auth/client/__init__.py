@@ -74,11 +74,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "JiraAuth",
     "READ_ONLY_POSTS",
     "BulkCreateErrorItem",
     "BulkCreateResult",
     "BulkFetchResult",
+    "JiraAuth",
     "JiraAuthenticationError",
     "JiraBulkError",
     "JiraClient",
@@ -107,6 +107,8 @@ __all__ = [
     "gateway_rest_url",
     "is_adf",
     "is_safe_to_repeat",
+    "jql_list",
+    "jql_quote",
     "normalize_base_url",
     "rest_endpoint_url",
     "site_rest_url",

@@ -129,6 +129,7 @@ class TokenStore(ABC):
                 yield refresh
             except JiraOAuthDefiniteError:
                 # Atlassian refused outright (revoked grant, wrong secret): nothing was rotated.
+                # ``current`` carries no marker: saving it clears the one begin() wrote.
                 self.save_with_retries(refresh.current, stored)
                 raise
 
