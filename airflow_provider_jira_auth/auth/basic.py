@@ -29,6 +29,8 @@ class JiraBasicAuth(JiraAuth):
     :param via_gateway: whether requests go through ``api.atlassian.com`` (scoped tokens).
     """
 
+    blocking = False  # a fixed header
+
     def __init__(self, email: str, api_token: str, *, via_gateway: bool = False) -> None:
         self.email = email
         encoded = b64encode(f"{email}:{api_token}".encode()).decode("ascii")

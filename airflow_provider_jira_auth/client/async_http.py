@@ -7,8 +7,9 @@ trigger gets its credentials exactly as a task does: Basic is a fixed header, an
 token provider (the token store directly, or the api-server's token broker in a triggerer) for
 an access token, which may mean a blocking refresh under the store's lock. Rewriting that
 machinery for asyncio would duplicate the part of the provider that must not have two
-versions, so each step of the auth flow runs in a worker thread (``asyncio.to_thread``)
-instead: a thread hop or two per request, never a blocked loop.
+versions, so each step of a flow that may block (``JiraAuth.blocking``: 3LO) runs in a worker
+thread (``asyncio.to_thread``) instead: two thread hops per request, never a blocked loop. Basic
+auth's steps only set a header, and run on the loop.
 
 The decisions (what to retry, how long to wait) are :class:`RetryPolicy`'s and the error
 mapping is :func:`~airflow_provider_jira_auth.client.error_mapping.error_from_response`'s, which
@@ -28,7 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
-from airflow_provider_jira_auth.client.auth_flow import JiraAuth, as_jira_auth, next_request
+from airflow_provider_jira_auth.client.auth_flow import AuthFlow, JiraAuth, as_jira_auth, next_request
 from airflow_provider_jira_auth.client.errors import JiraError, JiraTransportError
 from airflow_provider_jira_auth.client.error_mapping import bad_credential_header, error_from_response, login_refused
 from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT, MAX_PAGE_SIZE, relative_path
@@ -56,8 +57,8 @@ class AsyncJiraClient:
 
     :param rest_url: the REST root, as for :class:`~airflow_provider_jira_auth.client.http.JiraClient`.
     :param auth: a :class:`~.auth_flow.JiraAuth` (``JiraBasicAuth``, ``JiraOAuth2Auth``), whose
-        flow the client drives as the sync client does, each step in a worker thread, since 3LO
-        may refresh.
+        flow the client drives as the sync client does; the steps of a flow that may block (3LO
+        may refresh) in a worker thread.
     :param timeout: seconds for every request.
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
     :param retry: the retry policy whose decisions and waits apply; default :class:`RetryPolicy()`.
@@ -112,16 +113,17 @@ class AsyncJiraClient:
         return self._parse(method, route, response)
 
     async def _send_once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
-        """One run of the auth flow; its steps off the loop (3LO may refresh: store lock, broker call)."""
+        """One run of the auth flow; a flow that may block (3LO: store lock, broker call) steps off the loop."""
         flow = self._auth.auth_flow(
             self.http.build_request(
                 method, rest_endpoint_url(self.rest_url, path), params=params, json=body, headers=self._headers
             )
         )
-        sending = await asyncio.to_thread(next_request, flow)
+        step = self._step_in_thread if self._auth.blocking else self._step
+        sending = await step(flow)
         while True:
             response = await self.http.send(sending)
-            sending = await asyncio.to_thread(next_request, flow, response)
+            sending = await step(flow, response)
             if sending is None:
                 return response
             await response.aclose()
@@ -129,6 +131,16 @@ class AsyncJiraClient:
                 "Jira %s %s -> HTTP %s; sending it once more with refreshed credentials",
                 method, path.partition("?")[0].strip("/"), response.status_code,
             )
+
+    @staticmethod
+    async def _step(flow: AuthFlow[httpx.Request], response: httpx.Response | None = None) -> httpx.Request | None:
+        return next_request(flow, response)
+
+    @staticmethod
+    async def _step_in_thread(
+        flow: AuthFlow[httpx.Request], response: httpx.Response | None = None
+    ) -> httpx.Request | None:
+        return await asyncio.to_thread(next_request, flow, response)
 
     async def _send_with_retries(
         self, method: str, route: str, path: str, params: dict[str, Any] | None, body: Any

@@ -44,6 +44,10 @@ class JiraAuth(AuthBase):
     unauthorized_hint: str | None = None
     #: scrubbed from every error message, like the ``Authorization`` header itself
     secret_values: tuple[str, ...] = ()
+    #: whether a step of the flow may block (a refresh: a lock, the network): the async client
+    #: then runs each step in a worker thread. Only a flow that surely does not says ``False``,
+    #: and has its steps run on the event loop.
+    blocking = True
 
     def auth_flow(self, request: R) -> AuthFlow[R]:
         """Yield ``request`` with credentials; a request yielded after the response is sent too.
@@ -107,6 +111,7 @@ class RequestsAuth(JiraAuth):
 
 
 ANONYMOUS = JiraAuth()
+ANONYMOUS.blocking = False
 
 
 def as_jira_auth(auth: JiraAuth | Callable[[Any], Any] | None) -> JiraAuth:
