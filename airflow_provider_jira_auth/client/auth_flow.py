@@ -105,13 +105,19 @@ class RequestsAuth(JiraAuth):
         return tuple(getattr(self.auth, "secret_values", None) or ())
 
     def auth_flow(self, request: R) -> AuthFlow[R]:
-        response = yield self.auth(request)
+        request = self.auth(request)
+        response = yield request
         if response.status_code == 401 and self._handle_unauthorized and self._handle_unauthorized(response):
             yield self.auth(request)
 
 
-ANONYMOUS = JiraAuth()
-ANONYMOUS.blocking = False
+class Anonymous(JiraAuth):
+    """No credentials: the request as it is."""
+
+    blocking = False
+
+
+ANONYMOUS = Anonymous()
 
 
 def as_jira_auth(auth: JiraAuth | Callable[[Any], Any] | None) -> JiraAuth:
