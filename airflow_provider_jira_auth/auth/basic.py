@@ -1,11 +1,10 @@
-"""Basic auth with an Atlassian API token (classic or scoped)."""
+"""The Basic auth flow with an Atlassian API token (classic or scoped)."""
 
 from __future__ import annotations
 
 from base64 import b64encode
 
-import requests
-from requests.auth import AuthBase
+from airflow_provider_jira_auth.client.auth_flow import AuthFlow, JiraAuth, R
 
 _TOKEN_HINT = (
     "Check the connection's 'Email (basic auth)' (login: the account email) and 'API token (basic auth)' "
@@ -22,13 +21,15 @@ GATEWAY_HINT = _TOKEN_HINT + (
 )
 
 
-class JiraBasicAuth(AuthBase):
+class JiraBasicAuth(JiraAuth):
     """``Authorization: Basic base64(email:api_token)``, built once.
 
     :param email: the Atlassian account email that owns the token.
     :param api_token: the API token; never shown by ``repr``.
     :param via_gateway: whether requests go through ``api.atlassian.com`` (scoped tokens).
     """
+
+    blocking = False  # a fixed header
 
     def __init__(self, email: str, api_token: str, *, via_gateway: bool = False) -> None:
         self.email = email
@@ -40,9 +41,9 @@ class JiraBasicAuth(AuthBase):
         # by route (see ATLASSIAN.md: scoped API tokens).
         self.unauthorized_hint = GATEWAY_HINT if via_gateway else SITE_HINT
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+    def auth_flow(self, request: R) -> AuthFlow[R]:
         request.headers["Authorization"] = self._header
-        return request
+        yield request
 
     def __repr__(self) -> str:
         return f"JiraBasicAuth(email={self.email!r})"

@@ -1,28 +1,20 @@
-"""The requests auth for 3LO: ``Authorization: Bearer ...``, the access token cached in memory
-until it nears expiry, and one refresh after a 401 that names the cached token. No Airflow imports.
+"""The 3LO auth flow: ``Authorization: Bearer ...``, the access token cached in memory until it
+nears expiry, and one refresh after a 401 that names the cached token. No Airflow imports.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable
 
 import requests
-from requests.auth import AuthBase
-
-from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState, effective_margin
-from airflow_provider_jira_auth.client.errors import (
-    JiraOAuthError,
-)
-
-log = logging.getLogger(__name__)
 
 from airflow_provider_jira_auth.auth.refreshing import TokenProvider
-
-# -- requests auth -----------------------------------------------------------------------------
+from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState
+from airflow_provider_jira_auth.client.auth_flow import AuthFlow, JiraAuth, R
+from airflow_provider_jira_auth.client.errors import JiraOAuthError
 
 # A token fresh from a forced refresh that is refused again was not refused for its age (a wrong
 # cloud_id, a user who lost access): refreshing per request would only churn the refresh token.
@@ -35,7 +27,7 @@ UNAUTHORIZED_HINT = (
 )
 
 
-class JiraOAuth2Auth(AuthBase):
+class JiraOAuth2Auth(JiraAuth):
     """``Authorization: Bearer <access token>`` from a :class:`TokenProvider`.
 
     The access token is cached in memory and the provider asked only when it has less than
@@ -62,54 +54,64 @@ class JiraOAuth2Auth(AuthBase):
         self.margin = margin
         self.on_token = on_token
         self._lock = threading.Lock()
-        self._access_token: str | None = None
-        self._expires_at: float | None = None
-        self._lifetime: float | None = None
-        self._scopes: tuple[str, ...] = ()
+        self._state: TokenState | None = None  # the provider's last answer, without its refresh token
         self._refresh_token_digest: str | None = None
         self._forced: tuple[str, float] | None = None  # (token from a forced refresh, when)
 
     def __repr__(self) -> str:
         return f"JiraOAuth2Auth({self.provider.describe()})"
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.access_token()}"
-        return request
+    def auth_flow(self, request: R) -> AuthFlow[R]:
+        """The bearer request; after a 401 that a new access token may cure, the same with it."""
+        sent = self.access_token()
+        request.headers["Authorization"] = f"Bearer {sent}"
+        response = yield request
+        if response.status_code == 401 and self._renewed_after_401(sent, response.text or ""):
+            request.headers["Authorization"] = f"Bearer {self.access_token()}"
+            yield request
 
     @property
     def scopes(self) -> tuple[str, ...]:
         """The scopes granted, as the token endpoint last reported them."""
-        return self._scopes
+        return self._state.scopes if self._state is not None else ()
 
     @property
     def expires_at(self) -> float | None:
-        return self._expires_at
+        return self._state.expires_at if self._state is not None else None
 
-    @property
+    @property  # type: ignore[override]
     def secret_values(self) -> tuple[str, ...]:
         """What the client scrubs from error messages."""
-        token = self._access_token
+        token = self._state.access_token if self._state is not None else None
         return (token,) if token else ()
 
     def access_token(self) -> str:
         """A cached access token with at least ``margin`` seconds left, refreshed if need be."""
         with self._lock:
-            if self._access_token is None or not self._fresh():
+            if self._fresh() is None:
                 return self._remember(self.provider.get_token(self.margin))
-            return self._access_token
+            return self._state.access_token  # type: ignore[union-attr,return-value]
 
     def handle_unauthorized(self, response: requests.Response) -> bool:
-        """After a 401: get a different access token if there is one; ``True`` means send again.
+        """After a 401 to a request sent outside a client: whether a new access token may cure it.
+
+        The step :meth:`auth_flow` takes after a 401, reading the token sent from the request.
+        """
+        sent = _bearer(response.request)
+        return sent is not None and self._renewed_after_401(sent, response.text or "")
+
+    def _renewed_after_401(self, sent: str, body: str) -> bool:
+        """Get a different access token than ``sent`` if there is one; ``True`` means send again.
 
         The provider refreshes only if the token it holds is the one refused. A 401 for a missing
         scope, or for a token that itself came from a forced refresh less than
         :data:`FORCED_REFRESH_COOLDOWN` seconds ago, is not helped by a refresh: ``False`` at once.
         """
-        sent = _bearer(response.request)
-        if sent is None or "scope does not match" in (response.text or "").lower():
+        if "scope does not match" in body.lower():
             return False
         with self._lock:
-            if self._access_token is not None and self._access_token != sent and self._fresh():
+            cached = self._fresh()
+            if cached is not None and cached != sent:
                 return True  # another thread already got a new one
             forced = self._forced
             # Refused though fresh by the clock: not a matter of age (a wrong cloud_id, a user who
@@ -119,8 +121,7 @@ class JiraOAuth2Auth(AuthBase):
                 forced is not None
                 and forced[0] == sent
                 and time.monotonic() - forced[1] < FORCED_REFRESH_COOLDOWN
-                and self._access_token == sent
-                and self._fresh()
+                and cached == sent
             ):
                 return False
             token = self._remember(self.provider.force_refresh(sent))
@@ -129,16 +130,18 @@ class JiraOAuth2Auth(AuthBase):
             self._forced = (token, time.monotonic())
             return True
 
-    def _fresh(self) -> bool:
-        margin = effective_margin(self.margin, self._lifetime)
-        return self._expires_at is not None and self._expires_at - time.time() > margin
+    def _fresh(self) -> str | None:
+        """The cached access token if it has more than the margin left (the one freshness test,
+        :meth:`TokenState.is_fresh`), else ``None``."""
+        state = self._state
+        return state.access_token if state is not None and state.is_fresh(self.margin) else None
 
     def _remember(self, state: TokenState) -> str:
         """Cache ``state``'s access token (telling ``on_token`` about new values) and return it."""
         if not state.access_token:
             raise JiraOAuthError(f"the token provider ({self.provider.describe()}) returned no access token")
         if self.on_token is not None:
-            if state.access_token != self._access_token:
+            if self._state is None or state.access_token != self._state.access_token:
                 self.on_token(state.access_token)
             # A provider may keep the refresh token elsewhere (the token broker sends none).
             if state.refresh_token:
@@ -147,10 +150,7 @@ class JiraOAuth2Auth(AuthBase):
                 if digest != self._refresh_token_digest:
                     self.on_token(state.refresh_token)
                 self._refresh_token_digest = digest
-        self._access_token = state.access_token
-        self._expires_at = state.expires_at
-        self._lifetime = state.lifetime
-        self._scopes = state.scopes
+        self._state = state.with_changes(refresh_token="")
         return state.access_token
 
 

@@ -4,7 +4,8 @@
   (refresh, code exchange) and accessible-resources; :func:`pick_site`; the error mapping.
 * ``auth/refreshing.py``: :class:`RefreshingTokenProvider` keeps one grant's :class:`TokenState`
   current through a :class:`TokenStore` (see DESIGN.md: the hard part).
-* ``auth/bearer.py``: :class:`JiraOAuth2Auth` puts ``Authorization: Bearer ...`` on requests.
+* ``auth/bearer.py``: :class:`JiraOAuth2Auth`, the auth flow that puts ``Authorization: Bearer ...``
+  on requests and refreshes once after a 401 naming the token.
 
 This module names them in one place, for users and for the hook.
 """

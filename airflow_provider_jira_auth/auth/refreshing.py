@@ -10,15 +10,11 @@ import logging
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-
 from airflow_provider_jira_auth.auth.stores.base import TokenStore
+from airflow_provider_jira_auth.auth.token_endpoint import OAuthTokenClient
 from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN, TokenState, iso_utc
 
 log = logging.getLogger(__name__)
-
-from airflow_provider_jira_auth.auth.token_endpoint import OAuthTokenClient
-
-# -- token providers --------------------------------------------------------------------------
 
 
 @runtime_checkable
@@ -45,7 +41,7 @@ class TokenProvider(Protocol):
 class RefreshingTokenProvider:
     """One connection's access tokens, refreshed through its :class:`TokenStore`.
 
-    The fast path is one ``store.load()``. A refresh runs inside ``store.update()``: under the
+    The fast path is one ``store.load()``. A refresh runs inside ``store.refreshing()``: under the
     store's lock it re-reads the state, refreshes only if that state still needs it (another
     process may have refreshed while this one waited: double-checked locking), and the store
     persists the rotated refresh token before anyone uses the new access token. The provider
@@ -74,7 +70,7 @@ class RefreshingTokenProvider:
         want = self.margin if min_valid is None else min_valid
         state = self.store.load()
         # A refresh marker means a refresh is under way or died midway; the locked path tells
-        # which (see TokenStore.update), so only an unmarked state takes the fast path.
+        # which (see TokenStore.refreshing), so only an unmarked state takes the fast path.
         if state is not None and state.refresh_started_at is None and state.is_fresh(want):
             return state
         return self._refresh_if(lambda current: not current.is_fresh(want), "expiring", want)
@@ -90,33 +86,26 @@ class RefreshingTokenProvider:
         return self._refresh_if(lambda current: True, "asked to", 0.0)
 
     def _refresh_if(self, needed: Callable[[TokenState], bool], why: str, min_valid: float) -> TokenState:
-        refreshed = rotated = False
-
-        def refresher(current: TokenState, begin: Callable[[], None]) -> TokenState | None:
-            nonlocal refreshed, rotated
-            if not needed(current):
-                return None
-            begin()
-            new = self.token_client.refresh(current)
-            refreshed, rotated = True, new.refresh_token != current.refresh_token
-            return new
-
-        state = self.store.update(refresher)
-        if refreshed:
-            log.info(
-                "Refreshed the OAuth 2.0 access token of connection %r (%s) through the %s; it expires at %s (%s)",
+        with self.store.refreshing() as refresh:
+            if not needed(refresh.current):
+                return refresh.stored  # another process refreshed while this one waited for the lock
+            refresh.begin()
+            state = refresh.commit(self.token_client.refresh(refresh.current))
+        log.info(
+            "Refreshed the OAuth 2.0 access token of connection %r (%s) through the %s; it expires at %s (%s)",
+            self.store.conn_id,
+            why,
+            self.store.describe(),
+            iso_utc(state.expires_at) or "unknown",
+            "new refresh token saved" if state.refresh_token != refresh.current.refresh_token
+            else "Atlassian kept the refresh token",
+        )
+        if not state.is_fresh(min_valid):
+            log.warning(
+                "Atlassian issued an access token for connection %r valid %.0f s, less than the %.0f s "
+                "refresh margin: every request will refresh. Lower the margin.",
                 self.store.conn_id,
-                why,
-                self.store.describe(),
-                iso_utc(state.expires_at) or "unknown",
-                "new refresh token saved" if rotated else "Atlassian kept the refresh token",
+                state.access_token_valid_for(),
+                min_valid,
             )
-            if not state.is_fresh(min_valid):
-                log.warning(
-                    "Atlassian issued an access token for connection %r valid %.0f s, less than the %.0f s "
-                    "refresh margin: every request will refresh. Lower the margin.",
-                    self.store.conn_id,
-                    state.access_token_valid_for(),
-                    min_valid,
-                )
         return state

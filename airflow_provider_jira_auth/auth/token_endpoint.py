@@ -195,7 +195,7 @@ class OAuthTokenClient:
         """Exchange ``state.refresh_token`` for a new access token (and usually a new refresh token).
 
         Atlassian retires the refresh token sent: the caller must persist the returned state
-        before using it (see :meth:`TokenStore.update`).
+        before using it (see :meth:`TokenStore.refreshing`).
 
         :return: the new state; without a ``refresh_token`` in the answer the old one stays,
             with its ``rotated_at``.

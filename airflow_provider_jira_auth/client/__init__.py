@@ -15,6 +15,7 @@ _WHERE = {
     "BulkFetchResult": "bulk",
     "jql_list": "jql",
     "jql_quote": "jql",
+    "JiraAuth": "auth_flow",
     "JiraAuthenticationError": "errors",
     "JiraBulkError": "errors",
     "JiraClient": "http",
@@ -54,6 +55,7 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
+    from airflow_provider_jira_auth.client.auth_flow import JiraAuth
     from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
     from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
     from airflow_provider_jira_auth.client.error_mapping import error_from_response
@@ -76,6 +78,7 @@ __all__ = [
     "BulkCreateErrorItem",
     "BulkCreateResult",
     "BulkFetchResult",
+    "JiraAuth",
     "JiraAuthenticationError",
     "JiraBulkError",
     "JiraClient",

@@ -2,17 +2,18 @@
 
 A trigger shares the triggerer's event loop with every other trigger: nothing here may block
 it. The Jira calls go through ``httpx.AsyncClient`` (Airflow already depends on httpx). The
-auth, though, is the same requests-style object the sync client uses, so that a trigger gets
-its credentials exactly as a task does: Basic is a fixed header, and 3LO asks its token
-provider (the token store directly, or the api-server's token broker in a triggerer) for an
-access token, which may mean a blocking refresh under the store's lock. Rewriting that
+auth, though, is the same :class:`~.auth_flow.JiraAuth` the sync client drives, so that a
+trigger gets its credentials exactly as a task does: Basic is a fixed header, and 3LO asks its
+token provider (the token store directly, or the api-server's token broker in a triggerer) for
+an access token, which may mean a blocking refresh under the store's lock. Rewriting that
 machinery for asyncio would duplicate the part of the provider that must not have two
-versions, so the auth runs in a worker thread (``asyncio.to_thread``) instead: once per
-request, costing a thread hop every poke interval, never a blocked loop.
+versions, so each step of a flow that may block (``JiraAuth.blocking``: 3LO) runs in a worker
+thread (``asyncio.to_thread``) instead: two thread hops per request, never a blocked loop. Basic
+auth's steps only set a header, and run on the loop.
 
 The decisions (what to retry, how long to wait) are :class:`RetryPolicy`'s and the error
-mapping is :func:`~airflow_provider_jira_auth.client.http.error_from_response`'s, which reads
-only attributes an ``httpx.Response`` shares with a ``requests.Response``. No Airflow imports.
+mapping is :func:`~airflow_provider_jira_auth.client.error_mapping.error_from_response`'s, which
+reads only attributes an ``httpx.Response`` shares with a ``requests.Response``. No Airflow imports.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import asyncio
 import json as jsonlib
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from airflow_provider_jira_auth.client.auth_flow import AuthFlow, JiraAuth, as_jira_auth, next_request
 from airflow_provider_jira_auth.client.errors import JiraError, JiraTransportError
 from airflow_provider_jira_auth.client.error_mapping import bad_credential_header, error_from_response, login_refused
 from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT, MAX_PAGE_SIZE, relative_path
@@ -38,9 +40,6 @@ from airflow_provider_jira_auth.client.retry import (
     parse_retry_after,
 )
 from airflow_provider_jira_auth.client.urls import normalize_base_url, rest_endpoint_url
-
-if TYPE_CHECKING:
-    from requests.auth import AuthBase
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +56,9 @@ class AsyncJiraClient:
     """Jira Cloud REST API v3 reads for asyncio code (triggers).
 
     :param rest_url: the REST root, as for :class:`~airflow_provider_jira_auth.client.http.JiraClient`.
-    :param auth: a requests-style auth (``JiraBasicAuth``, ``JiraOAuth2Auth``); applied in a
-        worker thread, since 3LO may refresh. Its ``handle_unauthorized`` (3LO) gets one re-send
-        after a 401, as in the sync client.
+    :param auth: a :class:`~.auth_flow.JiraAuth` (``JiraBasicAuth``, ``JiraOAuth2Auth``), whose
+        flow the client drives as the sync client does; the steps of a flow that may block (3LO
+        may refresh) in a worker thread.
     :param timeout: seconds for every request.
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
     :param retry: the retry policy whose decisions and waits apply; default :class:`RetryPolicy()`.
@@ -69,7 +68,7 @@ class AsyncJiraClient:
     def __init__(
         self,
         rest_url: str,
-        auth: AuthBase | None,
+        auth: JiraAuth | Callable[[Any], Any] | None,
         *,
         timeout: float = 30.0,
         verify: bool | str = True,
@@ -83,7 +82,7 @@ class AsyncJiraClient:
         self._owns_http = http is None
         self.http = http if http is not None else httpx.AsyncClient(timeout=timeout, verify=verify)
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
-        self._handle_unauthorized = getattr(auth, "handle_unauthorized", None)
+        self._auth = as_jira_auth(auth)
 
     def __repr__(self) -> str:
         return f"AsyncJiraClient({self.rest_url!r})"
@@ -111,21 +110,37 @@ class AsyncJiraClient:
         path = relative_path(path)
         route = path.partition("?")[0].strip("/")
         response = await self._send_with_retries(method, route, path, params, json)
-        if response.status_code == 401 and self._handle_unauthorized is not None:
-            if await asyncio.to_thread(self._handle_unauthorized, response):
-                log.info("Jira %s %s -> HTTP 401; sending it once more with refreshed credentials", method, route)
-                response = await self._send_with_retries(method, route, path, params, json)
         return self._parse(method, route, response)
 
     async def _send_once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
-        request = self.http.build_request(
-            method, rest_endpoint_url(self.rest_url, path), params=params, json=body, headers=self._headers
+        """One run of the auth flow; a flow that may block (3LO: store lock, broker call) steps off the loop."""
+        flow = self._auth.auth_flow(
+            self.http.build_request(
+                method, rest_endpoint_url(self.rest_url, path), params=params, json=body, headers=self._headers
+            )
         )
-        if self.auth is not None:
-            # Sets the Authorization header; 3LO may refresh (store lock, broker call): off the loop.
-            # A requests auth only sets request.headers, which an httpx.Request has too.
-            await asyncio.to_thread(self.auth, request)  # type: ignore[arg-type]
-        return await self.http.send(request)
+        step = self._step_in_thread if self._auth.blocking else self._step
+        sending = await step(flow)
+        while True:
+            response = await self.http.send(sending)
+            sending = await step(flow, response)
+            if sending is None:
+                return response
+            await response.aclose()
+            log.info(
+                "Jira %s %s -> HTTP %s; sending it once more with refreshed credentials",
+                method, path.partition("?")[0].strip("/"), response.status_code,
+            )
+
+    @staticmethod
+    async def _step(flow: AuthFlow[httpx.Request], response: httpx.Response | None = None) -> httpx.Request | None:
+        return next_request(flow, response)
+
+    @staticmethod
+    async def _step_in_thread(
+        flow: AuthFlow[httpx.Request], response: httpx.Response | None = None
+    ) -> httpx.Request | None:
+        return await asyncio.to_thread(next_request, flow, response)
 
     async def _send_with_retries(
         self, method: str, route: str, path: str, params: dict[str, Any] | None, body: Any
@@ -181,14 +196,14 @@ class AsyncJiraClient:
         status = response.status_code
         # The one error mapping; it reads only what httpx and requests responses share.
         if not 200 <= status < 300 or ("X-Seraph-LoginReason" in response.headers and login_refused(response)):  # type: ignore[arg-type]
-            raise error_from_response(method, route, response, self.auth)  # type: ignore[arg-type]
+            raise error_from_response(method, route, response, self._auth)  # type: ignore[arg-type]
         content = response.content
         if status == 204 or not content.strip():
             return None
         try:
             return jsonlib.loads(content)
         except ValueError:
-            raise error_from_response(method, route, response, self.auth) from None  # type: ignore[arg-type]
+            raise error_from_response(method, route, response, self._auth) from None  # type: ignore[arg-type]
 
     # -- reads ------------------------------------------------------------------------------
 

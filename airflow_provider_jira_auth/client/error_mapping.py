@@ -7,8 +7,8 @@ import json as jsonlib
 from typing import Any
 
 import requests
-from requests.auth import AuthBase
 
+from airflow_provider_jira_auth.client.auth_flow import JiraAuth, as_jira_auth
 from airflow_provider_jira_auth.client.errors import (
     JiraAuthenticationError,
     JiraConfigError,
@@ -59,7 +59,7 @@ _LOGIN_REFUSED = ("AUTHENTICATED_FAILED", "AUTHENTICATION_DENIED")
 _SERVER_HINT = "Jira or a gateway in front of it failed; this is usually transient, so a task retry should get through"
 
 
-def error_from_response(method: str, path: str, response: requests.Response, auth: AuthBase | None = None) -> JiraError:
+def error_from_response(method: str, path: str, response: requests.Response, auth: Any = None) -> JiraError:
     """The exception for a response that is not a usable success: the one error mapping.
 
     A body that is not JSON means something other than Jira answered (a proxy, a login page)
@@ -70,8 +70,10 @@ def error_from_response(method: str, path: str, response: requests.Response, aut
     :param method: upper-case HTTP method.
     :param path: path relative to ``/rest/api/3``.
     :param response: the final response (after retries).
-    :param auth: the client's auth, for its ``unauthorized_hint`` and ``secret_values``.
+    :param auth: the client's auth (a :class:`JiraAuth`), for its ``unauthorized_hint`` and
+        ``secret_values``.
     """
+    auth = as_jira_auth(auth)
     status = response.status_code
     text = scrub(response.text if response.content else "", _secrets(response, auth))
     content_type = response.headers.get("Content-Type", "")
@@ -130,8 +132,8 @@ def login_refused(response: requests.Response) -> bool:
     return any(refused in reason for refused in _LOGIN_REFUSED)
 
 
-def _secrets(response: requests.Response, auth: AuthBase | None) -> list[str]:
-    secrets = [str(s) for s in getattr(auth, "secret_values", None) or () if s]
+def _secrets(response: requests.Response, auth: JiraAuth) -> list[str]:
+    secrets = [str(s) for s in auth.secret_values if s]
     request_headers = response.request.headers if response.request is not None else {}
     for name in _CREDENTIAL_HEADERS:
         value = request_headers.get(name)
@@ -177,9 +179,9 @@ def bad_credential_header() -> JiraConfigError:
     )
 
 
-def _with_auth_hint(hint: str, auth: AuthBase | None) -> str:
+def _with_auth_hint(hint: str, auth: JiraAuth) -> str:
     """The auth's own hint replaces the generic one: it knows which credential it sent."""
-    return getattr(auth, "unauthorized_hint", None) or hint
+    return auth.unauthorized_hint or hint
 
 
 def _needed_scope(method: str, path: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any
@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from airflow_provider_jira_auth.client.adf import ensure_adf
+from airflow_provider_jira_auth.client.auth_flow import JiraAuth, as_jira_auth, next_request
 from airflow_provider_jira_auth.client.bulk import (
     BULK_CREATE_CHUNK,
     BulkCreateResult,
@@ -99,6 +99,10 @@ def root_cause(exc: requests.RequestException) -> BaseException:
     return reason if isinstance(reason, BaseException) else exc
 
 
+def _credentials_from_the_flow(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
 def _new_session() -> requests.Session:
     session = requests.Session()
     # The one retry policy is ours: urllib3 must not repeat anything behind its back.
@@ -114,15 +118,13 @@ def _new_session() -> requests.Session:
 class JiraClient:
     """Jira Cloud REST API v3 client: one pooled session, one retry policy, typed errors.
 
-    Auth is any :class:`requests.auth.AuthBase`. Two optional attributes of it are honored:
-
-    * ``handle_unauthorized(response) -> bool``: called on a 401; when it returns ``True`` (it
-      got fresh credentials) the request is sent once more, whatever its method, since a
-      refused request was not processed;
-    * ``unauthorized_hint``: replaces the generic advice in :class:`JiraAuthenticationError` messages.
-
-    Values in ``auth.secret_values`` (if any) are scrubbed from every message, like the
-    ``Authorization`` header itself.
+    Auth is a :class:`~.auth_flow.JiraAuth` (``JiraBasicAuth``, ``JiraOAuth2Auth``): the client
+    drives its :meth:`~.auth_flow.JiraAuth.auth_flow` for every attempt, sending each request it
+    yields (3LO yields once more after a 401 a refresh may cure, whatever the method, since a
+    refused request was not processed). Its ``unauthorized_hint`` replaces the generic advice in
+    :class:`JiraAuthenticationError` messages, and its ``secret_values`` are scrubbed from every
+    message, like the ``Authorization`` header itself. Any other requests-style auth is sent as it
+    sets its headers.
 
     :param rest_url: the REST root, e.g. ``https://example.atlassian.net/rest/api/3`` or
         ``https://api.atlassian.com/ex/jira/<cloudId>/rest/api/3`` (see :mod:`.urls`).
@@ -137,7 +139,7 @@ class JiraClient:
     def __init__(
         self,
         rest_url: str,
-        auth: AuthBase | None,
+        auth: JiraAuth | Callable[[Any], Any] | None,
         *,
         timeout: float | tuple[float, float] = 30.0,
         verify: bool | str = True,
@@ -156,7 +158,7 @@ class JiraClient:
         # What Session.request would work out from the environment (proxies, CA bundle) on every
         # call, scanning os.environ twice each time; the client talks to one host, so once is enough.
         self._send_settings = self.session.merge_environment_settings(self.rest_url, {}, None, verify, None)
-        self._handle_unauthorized = getattr(auth, "handle_unauthorized", None)
+        self._auth = as_jira_auth(auth)
 
     def __repr__(self) -> str:
         return f"JiraClient({self.rest_url!r})"
@@ -199,22 +201,34 @@ class JiraClient:
         return self._parse(method, path, self._send(method, path, params, json))
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> requests.Response:
-        """Send with retries and the one 401 re-send; return the final response, whatever its status."""
+        """Send with retries, each attempt one run of the auth flow; the final response, whatever its status."""
         url = rest_endpoint_url(self.rest_url, path)
         route = path.partition("?")[0].strip("/")
-        session, timeout, settings = self.session, self.timeout, self._send_settings
-        request = requests.Request(method, url, headers=self._headers, params=params or {}, json=body, auth=self.auth)
+        session, timeout, settings, auth = self.session, self.timeout, self._send_settings, self._auth
+        # The credentials come from the auth flow. Any auth here, even one that adds nothing, also
+        # keeps requests from looking the host up in ~/.netrc.
+        request = requests.Request(
+            method, url, headers=self._headers, params=params or {}, json=body,
+            auth=None if self.auth is None else _credentials_from_the_flow,
+        )
 
         def send() -> requests.Response:
-            # Prepared per attempt so that the auth puts current credentials on each one.
-            return session.send(session.prepare_request(request), timeout=timeout, allow_redirects=True, **settings)
+            # Prepared per attempt, and the flow run per attempt: each carries current credentials.
+            flow = auth.auth_flow(session.prepare_request(request))
+            sending = next_request(flow)
+            while True:
+                response = session.send(sending, timeout=timeout, allow_redirects=True, **settings)
+                sending = next_request(flow, response)
+                if sending is None:
+                    return response
+                log.info(
+                    "Jira %s %s -> HTTP %s; sending it once more with refreshed credentials",
+                    method, route, response.status_code,
+                )
 
         bad_header = False
         try:
             response = self.retry.call(method, route, send)
-            if response.status_code == 401 and self._handle_unauthorized and self._handle_unauthorized(response):
-                log.info("Jira %s %s -> HTTP 401; sending it once more with refreshed credentials", method, route)
-                response = self.retry.call(method, route, send)
         except (JiraError, requests.exceptions.InvalidJSONError):
             raise
         except requests.exceptions.InvalidHeader:
@@ -236,7 +250,7 @@ class JiraClient:
     def _parse(self, method: str, path: str, response: requests.Response) -> Any:
         status = response.status_code
         if not 200 <= status < 300 or ("X-Seraph-LoginReason" in response.headers and login_refused(response)):
-            raise error_from_response(method, path.partition("?")[0], response, self.auth)
+            raise error_from_response(method, path.partition("?")[0], response, self._auth)
         content = response.content
         if status == 204 or not content:
             return None
@@ -245,7 +259,7 @@ class JiraClient:
         except ValueError:
             if not content.strip():
                 return None
-            raise error_from_response(method, path.partition("?")[0], response, self.auth) from None
+            raise error_from_response(method, path.partition("?")[0], response, self._auth) from None
 
     # -- search -----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from airflow_provider_jira_auth.connection_fields import (
 from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value
 
 if TYPE_CHECKING:
-    from requests.auth import AuthBase
+    from airflow_provider_jira_auth.client.auth_flow import JiraAuth
 
     from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth, TokenProvider
     from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
@@ -86,7 +86,7 @@ class JiraCloudHook(BaseHook):
 
     get_client = get_conn
 
-    def _build_auth(self, settings: JiraConnectionSettings) -> tuple[AuthBase, str]:
+    def _build_auth(self, settings: JiraConnectionSettings) -> tuple[JiraAuth, str]:
         if settings.auth_type == "basic":
             auth = self._basic_auth(settings)
             cloud_id = self._cloud_id(settings) if settings.uses_gateway else None
@@ -98,8 +98,9 @@ class JiraCloudHook(BaseHook):
         from airflow_provider_jira_auth.auth.oauth2 import JiraOAuth2Auth
         from airflow_provider_jira_auth.hooks.token_provider import token_provider_for
 
-        self._token_provider = token_provider_for(settings, margin=settings.refresh_margin)
-        return JiraOAuth2Auth(self._token_provider, margin=settings.refresh_margin, on_token=_mask)
+        margin = settings.refresh_margin
+        self._token_provider = token_provider_for(settings, margin=margin)
+        return JiraOAuth2Auth(self._token_provider, margin=margin, on_token=_mask)
 
     def _oauth2_cloud_id(self, settings: JiraConnectionSettings, oauth: JiraOAuth2Auth) -> str:
         from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient, pick_site
@@ -118,7 +119,7 @@ class JiraCloudHook(BaseHook):
         return cloud_id
 
     @staticmethod
-    def _basic_auth(settings: JiraConnectionSettings) -> AuthBase:
+    def _basic_auth(settings: JiraConnectionSettings) -> JiraAuth:
         from airflow_provider_jira_auth.auth.basic import JiraBasicAuth
 
         assert settings.email is not None and settings.api_token is not None

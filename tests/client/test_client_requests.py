@@ -7,6 +7,7 @@ import requests
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
+from airflow_provider_jira_auth.client.auth_flow import JiraAuth
 from airflow_provider_jira_auth.client import (
     JiraAuthenticationError,
     JiraClient,
@@ -120,12 +121,30 @@ def test_insecure_rest_url_is_rejected() -> None:
         JiraClient("http://example.atlassian.net/rest/api/3", None)
 
 
-class RefreshingAuth(AuthBase):
+class RefreshingAuth(JiraAuth):
     """A 3LO-like auth: a 401 makes it fetch a fresh token (once)."""
 
     def __init__(self, refresh_succeeds: bool = True) -> None:
         self.token = "old-access-token-000"
         self.refresh_succeeds = refresh_succeeds
+        self.calls: list[int] = []
+
+    def auth_flow(self, request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401:
+            self.calls.append(response.status_code)
+            if self.refresh_succeeds:
+                self.token = "new-access-token-111"
+                request.headers["Authorization"] = f"Bearer {self.token}"
+                yield request
+
+
+class LegacyRefreshingAuth(AuthBase):
+    """An auth written for earlier releases: ``handle_unauthorized`` instead of a flow."""
+
+    def __init__(self) -> None:
+        self.token = "old-access-token-000"
         self.calls: list[int] = []
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
@@ -134,9 +153,26 @@ class RefreshingAuth(AuthBase):
 
     def handle_unauthorized(self, response: requests.Response) -> bool:
         self.calls.append(response.status_code)
-        if self.refresh_succeeds:
-            self.token = "new-access-token-111"
-        return self.refresh_succeeds
+        self.token = "new-access-token-111"
+        return True
+
+
+def test_an_auth_with_the_old_handle_unauthorized_still_gets_its_one_resend(
+    server: ScriptedServer, policy: RetryPolicy
+) -> None:
+    auth = LegacyRefreshingAuth()
+    server.queue(Reply(401), Reply(200, {"accountId": "a"}))
+
+    with pytest.warns(DeprecationWarning, match="handle_unauthorized is deprecated"):
+        jira = JiraClient(server.rest_url, auth, retry=policy)
+    with jira:
+        assert jira.myself() == {"accountId": "a"}
+
+    assert auth.calls == [401]
+    assert [r.headers["Authorization"] for r in server.requests] == [
+        "Bearer old-access-token-000",
+        "Bearer new-access-token-111",
+    ]
 
 
 def test_unauthorized_is_handed_to_the_auth_and_resent_once_with_fresh_auth(

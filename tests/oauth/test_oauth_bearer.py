@@ -159,3 +159,50 @@ def test_a_token_from_a_forced_refresh_refused_again_is_not_refreshed_again() ->
     assert auth.handle_unauthorized(_refused("Bearer at-1")) is True
     assert auth.handle_unauthorized(_refused("Bearer at-2")) is False
     assert [name for name, _ in provider.calls] == ["get_token", "force_refresh"]
+
+
+def _answer(status: int, text: str = "{}") -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = text.encode()
+    return response
+
+
+def _run_flow(auth: JiraOAuth2Auth, *statuses: int) -> list[str]:
+    """Drive ``auth.auth_flow`` as a client does, answering with ``statuses``; the headers sent."""
+    request = requests.Request("GET", "https://api.atlassian.com/ex/jira/x/rest/api/3/myself").prepare()
+    flow = auth.auth_flow(request)
+    sent = [next(flow).headers["Authorization"]]
+    for status in statuses:
+        try:
+            sent.append(flow.send(_answer(status)).headers["Authorization"])
+        except StopIteration:
+            break
+    return sent
+
+
+def test_the_flow_sends_once_when_the_answer_is_not_a_401() -> None:
+    provider = ScriptedProvider()
+
+    assert _run_flow(JiraOAuth2Auth(provider), 200) == ["Bearer at-1"]
+    assert [name for name, _ in provider.calls] == ["get_token"]
+
+
+def test_the_flow_sends_again_once_with_a_refreshed_token_after_a_401() -> None:
+    provider = ScriptedProvider()
+
+    assert _run_flow(JiraOAuth2Auth(provider), 401, 401) == ["Bearer at-1", "Bearer at-2"]
+    assert provider.calls[1:] == [("force_refresh", "at-1")]
+
+
+def test_the_basic_flow_puts_its_header_on_and_sends_once() -> None:
+    from airflow_provider_jira_auth.auth.basic import JiraBasicAuth
+
+    auth = JiraBasicAuth("me@example.com", "api-token-123")
+    request = requests.Request("GET", "https://example.atlassian.net/rest/api/3/myself").prepare()
+    flow = auth.auth_flow(request)
+
+    assert next(flow).headers["Authorization"] == "Basic bWVAZXhhbXBsZS5jb206YXBpLXRva2VuLTEyMw=="
+    with pytest.raises(StopIteration):
+        flow.send(_answer(401))
+    assert auth(requests.Request("GET", "https://x").prepare()).headers["Authorization"].startswith("Basic ")

@@ -34,9 +34,9 @@ class ScriptedTokenClient:
 class CountingStore(MemoryTokenStore):
     updates = 0
 
-    def update(self, refresher):  # type: ignore[no-untyped-def]
+    def refreshing(self):  # type: ignore[no-untyped-def]
         self.updates += 1
-        return super().update(refresher)
+        return super().refreshing()
 
 
 def _provider(valid_for: float, *, margin: float = 300.0, **client: object) -> tuple[RefreshingTokenProvider, CountingStore, ScriptedTokenClient]:

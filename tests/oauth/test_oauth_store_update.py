@@ -1,4 +1,4 @@
-"""``TokenStore.update`` and ``save_with_retries`` with a scripted store: what is saved, against
+"""``TokenStore.refreshing`` and ``save_with_retries`` with a scripted store: what is saved, against
 what, how often a failing save is tried again, and what the logs and errors say."""
 
 from __future__ import annotations
@@ -56,15 +56,12 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return waited
 
 
-def _refresh(current: TokenState, begin) -> TokenState:  # type: ignore[no-untyped-def]
-    begin()
-    return NEW
-
-
 def test_a_refresh_writes_its_marker_then_the_new_state_each_against_what_was_read() -> None:
     store = ScriptedStore(OLD)
 
-    assert store.update(_refresh) == NEW
+    with store.refreshing() as refresh:
+        refresh.begin()
+        assert refresh.commit(NEW) == NEW
 
     (marker, marker_previous), (saved, saved_previous) = store.saves
     assert marker.refresh_token == "rt-old" and marker.refresh_started_at is not None
@@ -76,12 +73,9 @@ def test_a_refresh_writes_its_marker_then_the_new_state_each_against_what_was_re
 def test_a_definite_refusal_clears_the_marker_against_what_was_read() -> None:
     store = ScriptedStore(OLD)
 
-    def refused(current: TokenState, begin) -> TokenState:  # type: ignore[no-untyped-def]
-        begin()
+    with pytest.raises(JiraGrantRevokedError), store.refreshing() as refresh:
+        refresh.begin()
         raise JiraGrantRevokedError("revoked")
-
-    with pytest.raises(JiraGrantRevokedError):
-        store.update(refused)
 
     cleared, previous = store.saves[-1]
     assert cleared.refresh_started_at is None and previous == OLD
@@ -92,12 +86,8 @@ def test_a_refresh_that_died_midway_is_redone_from_a_state_without_its_access_to
     store = ScriptedStore(marked)
     seen: list[TokenState] = []
 
-    def refresher(current: TokenState, begin) -> None:  # type: ignore[no-untyped-def]
-        seen.append(current)
-        return None
-
-    with caplog.at_level(logging.WARNING, logger="airflow_provider_jira_auth"):
-        store.update(refresher)
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_jira_auth"), store.refreshing() as refresh:
+        seen.append(refresh.current)
 
     (view,) = seen
     assert (view.access_token, view.expires_at, view.refresh_started_at) == (None, None, None)
@@ -111,13 +101,9 @@ def test_a_failed_marker_write_sends_no_refresh_and_says_why_without_parameters(
     store = ScriptedStore(OLD, failures=1, error=error)
     sent: list[str] = []
 
-    def refresher(current: TokenState, begin) -> TokenState:  # type: ignore[no-untyped-def]
-        begin()
+    with pytest.raises(JiraTokenStoreError) as caught, store.refreshing() as refresh:
+        refresh.begin()
         sent.append("refresh")
-        return NEW
-
-    with pytest.raises(JiraTokenStoreError) as caught:
-        store.update(refresher)
 
     assert sent == []
     assert str(caught.value) == (
@@ -158,3 +144,27 @@ def test_a_save_that_fails_once_is_saved_on_the_next_attempt(sleeps: list[float]
     assert store.state == NEW
     assert store.saves == [(NEW, OLD), (NEW, OLD)]
     assert sleeps == pytest.approx([0.2])
+
+
+def test_the_deprecated_update_still_refreshes_through_the_same_steps() -> None:
+    store = ScriptedStore(OLD)
+
+    def refresher(current: TokenState, begin) -> TokenState:  # type: ignore[no-untyped-def]
+        begin()
+        return NEW
+
+    with pytest.warns(DeprecationWarning, match=r"store\.refreshing\(\)"):
+        assert store.update(refresher) == NEW
+    with pytest.warns(DeprecationWarning):
+        assert store.update(lambda current, begin: None) == NEW
+
+    (marker, _), (saved, previous) = store.saves
+    assert marker.refresh_started_at is not None and (saved, previous) == (NEW, OLD)
+
+
+def test_a_store_that_overrides_update_is_told_to_override_refreshing() -> None:
+    with pytest.warns(DeprecationWarning, match=r"OwnUpdate overrides TokenStore\.update.*override refreshing\(\)"):
+
+        class OwnUpdate(ScriptedStore):
+            def update(self, refresher):  # type: ignore[no-untyped-def]
+                return super().update(refresher)

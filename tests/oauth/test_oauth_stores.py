@@ -50,7 +50,8 @@ def test_file_store_replaces_the_file_atomically_and_leaves_no_temporary_files(t
     store.seed(STATE)
 
     with open(store.path, encoding="utf-8") as old:
-        store.update(lambda current, begin: current.with_changes(refresh_token="rt-secret-2"))
+        with store.refreshing() as refresh:
+            refresh.commit(refresh.current.with_changes(refresh_token="rt-secret-2"))
 
         # A new file was renamed over the old one; the old one was never rewritten in place.
         assert os.fstat(old.fileno()).st_nlink == 0
@@ -87,18 +88,20 @@ def test_file_store_lock_excludes_a_second_store_on_the_same_file(tmp_path: Path
     assert acquired.is_set()
 
 
-def test_memory_store_update_persists_what_the_refresher_returns() -> None:
+def test_memory_store_refreshing_persists_what_is_committed() -> None:
     store = MemoryTokenStore(CONN_ID, STATE)
 
-    new = store.update(lambda current, begin: current.with_changes(access_token="at-secret-2"))
+    with store.refreshing() as refresh:
+        new = refresh.commit(refresh.current.with_changes(access_token="at-secret-2"))
 
     assert store.load() == new and new.access_token == "at-secret-2"
 
 
-def test_memory_store_update_keeps_the_state_when_the_refresher_declines() -> None:
+def test_memory_store_refreshing_keeps_the_state_when_nothing_is_committed() -> None:
     store = MemoryTokenStore(CONN_ID, STATE)
 
-    assert store.update(lambda current, begin: None) == STATE
+    with store.refreshing() as refresh:
+        assert refresh.stored == STATE
     assert store.load() == STATE
 
 
@@ -139,7 +142,8 @@ def test_file_store_starts_from_the_seed_refresh_token_until_the_first_save(tmp_
     store = FileTokenStore(CONN_ID, tmp_path / "t.json", seed_refresh_token="rt-secret-seed")
 
     assert store.load() == TokenState(refresh_token="rt-secret-seed")
-    store.update(lambda current, begin: current.with_changes(refresh_token="rt-secret-2", access_token="at-secret-2"))
+    with store.refreshing() as refresh:
+        refresh.commit(refresh.current.with_changes(refresh_token="rt-secret-2", access_token="at-secret-2"))
     assert store.load().refresh_token == "rt-secret-2"
 
 

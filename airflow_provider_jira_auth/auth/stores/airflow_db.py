@@ -5,7 +5,7 @@ broker plugin), the scheduler, the CLI and ``dag.test()``. Task and trigger proc
 them through the broker (see ``auth/broker_client.py``).
 
 A refresh takes a per-connection lock held across short transactions (see
-``TokenStore.update``): PostgreSQL a session advisory lock, MySQL a named lock, SQLite (one
+``TokenStore.refreshing``): PostgreSQL a session advisory lock, MySQL a named lock, SQLite (one
 host by nature) a file lock beside the database file. A process that dies while holding the
 lock loses its database connection or file, and with them the lock.
 """

@@ -2,15 +2,17 @@
 
 A store answers two questions: what is the current :class:`TokenState` (``load``), and how to
 replace it without losing an update when many processes on many hosts refresh at once
-(``update``). ``update`` runs the caller's function under the store's exclusive lock with the
-state read *after* the lock was taken, and persists what it returns before returning it. That
-one method is what makes rotation safe (see docs/token-rotation.md).
+(``refreshing``). ``with store.refreshing() as refresh:`` holds the store's exclusive lock, hands
+out the state read *after* the lock was taken, writes the marker before a refresh is sent
+(``refresh.begin()``) and persists its answer before anyone uses it (``refresh.commit(new)``).
+That block is what makes rotation safe (see docs/token-rotation.md).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# refresher(current, begin) -> the new state, or None for "no change"; it calls begin() right
-# before it sends a refresh to Atlassian.
+# The callback of the deprecated TokenStore.update: refresher(current, begin) -> the new state,
+# or None for "no change"; it calls begin() right before it sends a refresh to Atlassian.
 Refresher = Callable[[TokenState, Callable[[], None]], "TokenState | None"]
 
 # Errors after which Atlassian certainly did not rotate the refresh token.
@@ -40,9 +42,9 @@ JiraOAuthDefiniteError = (JiraGrantRevokedError, JiraClientSecretError)
 class TokenStore(ABC):
     """Where one connection's token state lives.
 
-    Subclasses implement :meth:`load`, :meth:`save` and :meth:`lock`; :meth:`update` composes
+    Subclasses implement :meth:`load`, :meth:`save` and :meth:`lock`; :meth:`refreshing` composes
     them into a locked read-modify-write. A store that can do better (one database transaction
-    holding a row lock) overrides :meth:`update` itself.
+    holding a row lock) overrides :meth:`refreshing` itself.
 
     :param conn_id: the connection whose token state this store keeps.
     """
@@ -58,6 +60,16 @@ class TokenStore(ABC):
     def __init__(self, conn_id: str) -> None:
         self.conn_id = conn_id
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "update" in cls.__dict__:
+            warnings.warn(
+                f"{cls.__qualname__} overrides TokenStore.update, which refreshes no longer call: "
+                "override refreshing() instead (its lock, load_locked and save are used as before)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+
     @classmethod
     def from_settings(cls, settings: JiraConnectionSettings) -> TokenStore:
         """Build the store named by a connection's ``grant_store``; override to read more options."""
@@ -71,7 +83,7 @@ class TokenStore(ABC):
         """The current state, or ``None`` when the store holds none yet."""
 
     def load_locked(self) -> TokenState | None:
-        """The state as :meth:`update` reads it, with the lock held; by default :meth:`load`."""
+        """The state as :meth:`refreshing` reads it, with the lock held; by default :meth:`load`."""
         return self.load()
 
     @abstractmethod
@@ -87,56 +99,52 @@ class TokenStore(ABC):
     def lock(self) -> Iterator[None]:
         """An exclusive lock for this connection across processes and hosts."""
 
-    def update(self, refresher: Refresher) -> TokenState:
-        """Under the lock: re-read, call ``refresher(current, begin)``, persist its answer, return it.
+    @contextmanager
+    def refreshing(self) -> Iterator[Refresh]:
+        """Under the lock: the state to refresh from, and the steps that persist a refresh.
 
-        ``refresher`` returns ``None`` when no change is needed (another process refreshed
-        while this one waited for the lock). Right before it sends a refresh it calls
-        ``begin()``, which saves the state with ``refresh_started_at`` set (write-ahead): if this
-        process then dies after Atlassian rotated the token but before the new one was saved,
-        the next process knows it must refresh at once, within the reuse leeway, instead of
-        trusting an access token Atlassian will revoke along with its retired refresh token.
+        ::
+
+            with store.refreshing() as refresh:
+                if needs_refresh(refresh.current):
+                    refresh.begin()  # the write-ahead marker
+                    state = refresh.commit(token_client.refresh(refresh.current))
+
+        ``refresh.begin()`` saves the state with ``refresh_started_at`` set: if this process
+        then dies after Atlassian rotated the token but before the new one was saved, the next
+        process knows it must refresh at once, within the reuse leeway, instead of trusting an
+        access token Atlassian will revoke along with its retired refresh token. A block left by
+        a definite refusal (:data:`JiraOAuthDefiniteError`) clears the marker; any other
+        failure (a timeout, a lost answer) may have rotated the token, and leaves it.
         """
         with self.lock():
-            current = self.load_locked()
-            if current is None:
+            stored = self.load_locked()
+            if stored is None:
                 raise JiraTokenStoreError(
                     f"The {self.describe()} holds no refresh token: run the consent step "
                     f"(airflow-jira-auth authorize --conn-id {self.conn_id})"
                 )
-            view = current
-            if current.refresh_started_at is not None:
-                log.warning(
-                    "A refresh of connection %r that started %.0f s ago never finished (its process died?): "
-                    "refreshing now, while Atlassian's reuse leeway still accepts the stored refresh token",
-                    self.conn_id, time.time() - current.refresh_started_at,
-                )
-                view = current.with_changes(access_token=None, expires_at=None, refresh_started_at=None)
-
-            def begin() -> None:
-                try:
-                    self.save(current.with_changes(refresh_started_at=time.time()), current)
-                except JiraTokenStoreError:
-                    raise
-                except Exception as exc:
-                    # Not chained: a database error's text carries the statement's parameters.
-                    raise JiraTokenStoreError(
-                        f"could not write to the {self.describe()} ({describe_error(exc)}); no refresh was sent"
-                    ) from None
-
+            refresh = Refresh(self, stored)
             try:
-                new = refresher(view, begin)
+                yield refresh
             except JiraOAuthDefiniteError:
                 # Atlassian refused outright (revoked grant, wrong secret): nothing was rotated.
-                self.save_with_retries(view.with_changes(refresh_started_at=None), current)
+                # ``current`` carries no marker: saving it clears the one begin() wrote.
+                self.save_with_retries(refresh.current, stored)
                 raise
-            # Any other failure (a timeout, a lost answer) may have rotated the token: the
-            # marker stays, and the next caller refreshes at once.
-            if new is None:
-                return current
-            # Compare-and-swap against what was read: a consent written meanwhile must win.
-            self.save_with_retries(new, current)
-            return new
+
+    def update(self, refresher: Refresher) -> TokenState:
+        """Deprecated: use :meth:`refreshing`. ``refresher(current, begin)`` returns the new state,
+        or ``None`` for no change; its answer is persisted and returned."""
+        warnings.warn(
+            "TokenStore.update(refresher) is deprecated: use 'with store.refreshing() as refresh:' "
+            "(refresh.current, refresh.begin(), refresh.commit(new))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        with self.refreshing() as refresh:
+            new = refresher(refresh.current, refresh.begin)
+            return refresh.stored if new is None else refresh.commit(new)
 
     def save_with_retries(self, new: TokenState, previous: TokenState | None) -> None:
         """Atlassian already retired ``previous``: losing ``new`` now loses the grant, so insist."""
@@ -165,3 +173,43 @@ class TokenStore(ABC):
                 )
                 time.sleep(delay)
                 delay *= 2
+
+
+class Refresh:
+    """One refresh under a store's lock, as :meth:`TokenStore.refreshing` hands it out.
+
+    :ivar stored: the state read under the lock; what every write compares against.
+    :ivar current: the state to refresh from: ``stored``, or, when a marker says an earlier
+        refresh died midway, ``stored`` without its access token (which Atlassian revokes along
+        with the refresh token it may already have retired).
+    """
+
+    def __init__(self, store: TokenStore, stored: TokenState) -> None:
+        self.store = store
+        self.stored = stored
+        self.current = stored
+        if stored.refresh_started_at is not None:
+            log.warning(
+                "A refresh of connection %r that started %.0f s ago never finished (its process died?): "
+                "refreshing now, while Atlassian's reuse leeway still accepts the stored refresh token",
+                store.conn_id, time.time() - stored.refresh_started_at,
+            )
+            self.current = stored.with_changes(access_token=None, expires_at=None, refresh_started_at=None)
+
+    def begin(self) -> None:
+        """Save the write-ahead marker; call it right before sending the refresh."""
+        try:
+            self.store.save(self.stored.with_changes(refresh_started_at=time.time()), self.stored)
+        except JiraTokenStoreError:
+            raise
+        except Exception as exc:
+            # Not chained: a database error's text carries the statement's parameters.
+            raise JiraTokenStoreError(
+                f"could not write to the {self.store.describe()} ({describe_error(exc)}); no refresh was sent"
+            ) from None
+
+    def commit(self, new: TokenState) -> TokenState:
+        """Persist Atlassian's answer (compare-and-swap against :attr:`stored`: a consent written
+        meanwhile must win) and return it; if it cannot be saved it raises, and is never used."""
+        self.store.save_with_retries(new, self.stored)
+        return new
