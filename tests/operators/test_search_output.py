@@ -7,7 +7,6 @@ fsspec's in-memory filesystem attached under the ``memory`` scheme, as a provide
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
