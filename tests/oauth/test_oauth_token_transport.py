@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from oauth_support import CONN_ID, token_calls
-from tls_front import TlsFront
 
 from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
 from airflow_provider_jira_auth.auth.token_state import TokenState
 from airflow_provider_jira_auth.client.errors import JiraOAuthError, JiraTransportError
 from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
+from tests.tls_front import TlsFront
 
 
 @pytest.fixture
