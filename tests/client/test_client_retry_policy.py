@@ -204,7 +204,7 @@ def test_no_retry_is_made_when_its_wait_alone_would_pass_the_total_limit() -> No
 def test_retries_stop_before_the_time_spent_waiting_would_pass_the_total_limit() -> None:
     waits: list[float] = []
     policy = RetryPolicy(
-        max_attempts=20, backoff_initial=0.1, backoff_cap=0.1, jitter=(1.0, 1.0), max_total_wait=0.35,
+        max_attempts=20, backoff_initial=0.2, backoff_cap=0.2, jitter=(1.0, 1.0), max_total_wait=0.7,
         sleep=lambda seconds: (waits.append(seconds), time.sleep(seconds)),
     )
     sent: list[float] = []
@@ -215,6 +215,6 @@ def test_retries_stop_before_the_time_spent_waiting_would_pass_the_total_limit()
 
     assert policy.call("GET", "myself", send).status_code == 503
 
-    # Three waits of 0.1 s fit (fewer when the machine is slow); a fourth would end past 0.35 s.
+    # Three waits of 0.2 s fit (fewer when the machine is slow); a fourth would end past 0.7 s.
     assert 1 <= len(waits) <= 3 and len(sent) == len(waits) + 1
-    assert sum(waits) < 0.35
+    assert sum(waits) < 0.7
