@@ -15,7 +15,7 @@ from oauth_support import CONN_ID, token_calls
 
 from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
 from airflow_provider_jira_auth.auth.token_state import TokenState
-from airflow_provider_jira_auth.client.errors import JiraOAuthError, JiraTransportError
+from airflow_provider_jira_auth.client.errors import JiraConfigError, JiraOAuthError, JiraTransportError
 from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
 from tests.tls_front import TlsFront
@@ -103,8 +103,8 @@ def test_a_client_trusting_the_servers_ca_refreshes_and_lists_sites_over_tls(
 def test_a_certificate_the_tls_setting_does_not_trust_is_refused_without_retrying(
     emu: JiraCloudEmulator, front: TlsFront, initial: TokenState, policy: RetryPolicy, sleeps: list[float]
 ) -> None:
-    # verify=True: the system's CA bundle, which does not hold the front's CA.
-    with _client(emu, policy, auth_url=front.url, verify=True) as client:
+    # By default the system's CA bundle is used, which does not hold the front's CA.
+    with _client(emu, policy, auth_url=front.url) as client:
         with pytest.raises(JiraTransportError) as caught:
             client.refresh(initial)
 
@@ -217,3 +217,38 @@ def test_an_expires_in_that_is_not_a_number_is_refused_naming_the_connection(
     says = f"token endpoint of connection '{CONN_ID}' sent an expires_in that is not a number"
     with pytest.raises(JiraOAuthError, match=says):
         token_client.refresh(initial)
+
+
+@pytest.mark.parametrize("answer", [{"token_type": "Bearer", "expires_in": 3600}, ["access_token"]])
+def test_a_200_without_an_access_token_points_at_the_auth_url(
+    emu: JiraCloudEmulator, token_client: OAuthTokenClient, initial: TokenState, answer: Any
+) -> None:
+    emu.fail_next("POST", r"^/oauth/token$", status=200, body=answer)
+
+    with pytest.raises(JiraOAuthError) as caught:
+        token_client.refresh(initial)
+
+    assert str(caught.value) == (
+        f"the token endpoint of connection '{CONN_ID}' answered HTTP 200 without an access token: a proxy may be "
+        "answering instead of Atlassian; check the connection's auth_url"
+    )
+
+
+def test_a_code_exchange_answered_without_scope_has_no_scopes(
+    emu: JiraCloudEmulator, token_client: OAuthTokenClient
+) -> None:
+    answer = {"access_token": "at-first-123", "refresh_token": "rt-first-123", "expires_in": 3600}
+    emu.fail_next("POST", r"^/oauth/token$", status=200, body=answer)
+
+    state = token_client.exchange_code("code-from-the-consent", emu.default_app.redirect_uris[0])
+
+    assert (state.refresh_token, state.access_token, state.scopes) == ("rt-first-123", "at-first-123", ())
+
+
+def test_a_bad_auth_url_is_reported_as_the_auth_url_field() -> None:
+    with pytest.raises(JiraConfigError) as caught:
+        OAuthTokenClient("http://auth.example.com", "client-id", "client-secret")
+
+    assert caught.value.field == "extra.auth_url"
+    assert str(caught.value).startswith("Jira connection field ")
+    assert "(extra.auth_url): http:// is only allowed for loopback hosts" in str(caught.value)
