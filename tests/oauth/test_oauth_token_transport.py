@@ -252,3 +252,19 @@ def test_a_bad_auth_url_is_reported_as_the_auth_url_field() -> None:
     assert caught.value.field == "extra.auth_url"
     assert str(caught.value).startswith("Jira connection field ")
     assert "(extra.auth_url): http:// is only allowed for loopback hosts" in str(caught.value)
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "proxy-page"])
+def test_a_refusal_that_echoes_the_request_never_shows_its_secrets(
+    emu: JiraCloudEmulator, token_client: OAuthTokenClient, initial: TokenState, as_json: bool
+) -> None:
+    secret = emu.default_app.client_secret
+    echoed = f"refresh_token={initial.refresh_token}&client_secret={secret}"
+    body = {"error": "invalid_request", "error_description": echoed} if as_json else f"<html>{echoed}</html>"
+    emu.fail_next("POST", r"^/oauth/token$", status=400, body=body)
+
+    with pytest.raises(JiraOAuthError) as caught:
+        token_client.refresh(initial)
+
+    assert "refresh_token=[redacted]&client_secret=[redacted]" in str(caught.value)
+    assert initial.refresh_token not in str(caught.value) and secret not in str(caught.value)
