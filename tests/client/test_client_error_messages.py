@@ -9,9 +9,11 @@ from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCrea
 from airflow_provider_jira_auth.client.errors import (
     JiraBulkError,
     JiraConfigError,
+    JiraError,
     JiraHTTPError,
     JiraResponseError,
     JiraTransportError,
+    JiraTriggerError,
     describe_error,
     scrub,
 )
@@ -117,6 +119,24 @@ def test_a_bulk_error_with_ten_failures_lists_them_all() -> None:
 
     assert str(error).endswith("#9: bad 9")
     assert "more" not in str(error)
+
+
+def test_a_bulk_error_with_eleven_failures_lists_ten_and_counts_the_eleventh() -> None:
+    result = _bulk_result(failed=11, created=2)
+    error = JiraBulkError(result)
+
+    listed = "; ".join(f"#{2 + i}: bad {i}" for i in range(10))
+    assert str(error) == f"11 of 13 issues were not created: {listed} (and 1 more)"
+    assert error.result is result
+
+
+def test_a_trigger_error_names_the_original_error_class_and_is_a_jira_error() -> None:
+    error = JiraTriggerError("JiraRateLimitError", "POST search/jql -> HTTP 429")
+
+    assert str(error) == "JiraRateLimitError: POST search/jql -> HTTP 429"
+    assert error.error_type == "JiraRateLimitError"
+    with pytest.raises(JiraError, match="^JiraRateLimitError: POST search/jql"):
+        raise error
 
 
 def test_a_config_error_names_the_field_by_its_label_and_key() -> None:

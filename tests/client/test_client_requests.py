@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import pytest
 import requests
 from requests import PreparedRequest
@@ -12,8 +16,10 @@ from airflow_provider_jira_auth.client import (
     JiraAuthenticationError,
     JiraClient,
     JiraConfigError,
+    JiraTransportError,
     RetryPolicy,
 )
+from tests.tls_front import TlsFront
 
 from client_scripted_server import BASIC_HEADER_VALUE, Reply, ScriptedServer
 
@@ -114,6 +120,60 @@ def test_given_session_is_used_and_not_closed(server: ScriptedServer, policy: Re
 
     assert jira.session is session
     assert closed == []
+
+
+def test_the_clients_own_session_is_closed_with_it(
+    server: ScriptedServer, policy: RetryPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[bool] = []
+    monkeypatch.setattr(requests.Session, "close", lambda self: closed.append(True))
+    server.queue(Reply(200, {}))
+
+    with JiraClient(server.rest_url, None, retry=policy) as jira:
+        jira.myself()
+        assert closed == []
+
+    assert closed == [True]
+
+
+@pytest.fixture
+def tls_front(server: ScriptedServer, tmp_path: Path) -> Iterator[TlsFront]:
+    with TlsFront(urlsplit(server.url).port or 0, tmp_path) as front:
+        yield front
+
+
+def test_a_client_trusting_the_servers_ca_talks_to_it_over_tls(
+    server: ScriptedServer, tls_front: TlsFront, policy: RetryPolicy
+) -> None:
+    server.queue(Reply(200, {"accountId": "a-1"}))
+
+    with JiraClient(f"{tls_front.url}/rest/api/3", None, retry=policy, verify=str(tls_front.ca_file)) as jira:
+        assert jira.myself() == {"accountId": "a-1"}
+
+    assert [r.path for r in server.requests] == ["/rest/api/3/myself"]
+
+
+def test_a_certificate_the_tls_setting_does_not_trust_is_refused_without_retrying(
+    server: ScriptedServer, tls_front: TlsFront, policy: RetryPolicy, sleeps: list[float]
+) -> None:
+    # verify=True: the system's CA bundle, which does not hold the server's CA.
+    with JiraClient(f"{tls_front.url}/rest/api/3", None, retry=policy) as jira:
+        with pytest.raises(JiraTransportError, match="GET myself: no answer from Jira .*CERTIFICATE_VERIFY_FAILED"):
+            jira.myself()
+
+    assert server.requests == [] and sleeps == []
+
+
+def test_verification_turned_off_accepts_any_certificate(
+    server: ScriptedServer, tls_front: TlsFront, policy: RetryPolicy
+) -> None:
+    server.queue(Reply(200, {}))
+
+    with pytest.warns(Warning, match="Unverified HTTPS request"):
+        with JiraClient(f"{tls_front.url}/rest/api/3", None, retry=policy, verify=False) as jira:
+            jira.myself()
+
+    assert len(server.requests) == 1
 
 
 def test_insecure_rest_url_is_rejected() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -181,3 +182,39 @@ def test_a_retried_transport_error_is_logged_with_its_request(caplog: pytest.Log
 
     (message,) = [r.getMessage() for r in caplog.records]
     assert message == "Jira POST issue -> ConnectTimeout; retry 1 of 1 in 2.0 s"
+
+
+def test_no_retry_is_made_when_its_wait_alone_would_pass_the_total_limit() -> None:
+    waits: list[float] = []
+    sent: list[requests.Response] = []
+    policy = RetryPolicy(backoff_initial=5.0, jitter=(1.0, 1.0), max_total_wait=1.0, sleep=waits.append)
+
+    def send() -> requests.Response:
+        sent.append(_answer(503))
+        return sent[-1]
+
+    assert policy.call("GET", "myself", send) is sent[0]
+    assert waits == [] and len(sent) == 1
+
+    limited = [_answer(429, {"Retry-After": "5"}), _answer(200)]
+    assert policy.call("POST", "issue", lambda: limited.pop(0)).status_code == 429
+    assert waits == []
+
+
+def test_retries_stop_before_the_time_spent_waiting_would_pass_the_total_limit() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(
+        max_attempts=20, backoff_initial=0.2, backoff_cap=0.2, jitter=(1.0, 1.0), max_total_wait=0.7,
+        sleep=lambda seconds: (waits.append(seconds), time.sleep(seconds)),
+    )
+    sent: list[float] = []
+
+    def send() -> requests.Response:
+        sent.append(time.monotonic())
+        return _answer(503)
+
+    assert policy.call("GET", "myself", send).status_code == 503
+
+    # Three waits of 0.2 s fit (fewer when the machine is slow); a fourth would end past 0.7 s.
+    assert 1 <= len(waits) <= 3 and len(sent) == len(waits) + 1
+    assert sum(waits) < 0.7

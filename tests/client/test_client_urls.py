@@ -84,6 +84,17 @@ def test_invalid_base_url_is_rejected_naming_field_and_fix(value: str | None, fr
     assert "https://" in str(caught.value) or "login/password" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "kind"), [(8080, "int"), (True, "bool"), (["https://example.atlassian.net"], "list"), (b"https://x", "bytes")]
+)
+def test_a_base_url_that_is_not_a_string_is_refused_naming_the_field(value: object, kind: str) -> None:
+    with pytest.raises(JiraConfigError) as caught:
+        normalize_base_url(value, "extra.auth_url")  # type: ignore[arg-type]
+
+    assert caught.value.field == "extra.auth_url"
+    assert f"expected a URL string, got {kind}; use e.g. https://example.atlassian.net" in str(caught.value)
+
+
 def test_url_builders() -> None:
     site, api, auth = "https://example.atlassian.net", "https://api.atlassian.com", "https://auth.atlassian.com"
 

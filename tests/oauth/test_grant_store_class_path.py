@@ -56,3 +56,26 @@ def test_a_bad_class_path_fails_naming_the_field_before_any_token_call(
     assert "grant_store" in message and class_path in message and says in message
     assert "ModuleNotFoundError" not in message
     assert emu.requests == []
+
+
+def test_a_store_class_without_a_from_settings_of_its_own_is_built_for_the_connection() -> None:
+    from airflow_provider_jira_auth.auth.stores.memory import MemoryTokenStore
+    from airflow_provider_jira_auth.hooks.token_provider import store_for
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    extra = {
+        "auth_type": "oauth2",
+        "client_id": "cid",
+        "client_secret": "csecret-123",
+        "refresh_token": "rt-seed-123",
+        "grant_store": "airflow_provider_jira_auth.auth.stores.memory.MemoryTokenStore",
+    }
+    settings = JiraConnectionSettings.from_connection(
+        "jira_own_store", host="https://acme.atlassian.net", login=None, password=None, extra=extra
+    )
+
+    store = store_for(settings)
+
+    assert type(store) is MemoryTokenStore
+    assert store.conn_id == "jira_own_store"
+    assert store.describe() == "memory store of connection 'jira_own_store'"
