@@ -110,10 +110,13 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
     :param output_path: write JSON Lines here instead and return ``{"path", "count"}`` (templated).
     :param page_size: issues per request (Jira returns at most 100 when fields are asked for).
     :param expand: e.g. ``"changelog"``.
+    :param parallelism: above 1, list the matching ids first and fetch their fields on this many
+        threads (1 to 10; templated): the same issues in the same order, several times faster on
+        large exports. See ``JiraClient.search_issues``.
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
-    template_fields: Sequence[str] = ("jql", "fields", "max_results", "output_path")
+    template_fields: Sequence[str] = ("jql", "fields", "max_results", "output_path", "parallelism")
     jira_operations = ("search_issues",)
 
     def __init__(
@@ -126,6 +129,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         output_path: str | os.PathLike[str] | None = None,
         page_size: int = 100,
         expand: str | Sequence[str] | None = None,
+        parallelism: int | str = 1,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -139,12 +143,19 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         self.output_path = output_path
         self.page_size = page_size
         self.expand = expand
+        self.parallelism = parallelism
         self.jira_conn_id = jira_conn_id
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
         max_results = None if self.max_results in (None, "") else int(self.max_results)  # type: ignore[arg-type]
+        parallelism = 1 if self.parallelism in (None, "") else int(self.parallelism)
         issues = self.jira_client().search_issues(
-            self.jql, fields=self.fields, page_size=self.page_size, expand=self.expand, max_results=max_results
+            self.jql,
+            fields=self.fields,
+            page_size=self.page_size,
+            expand=self.expand,
+            max_results=max_results,
+            parallelism=parallelism,
         )
         if self.output_path:
             return self._write_jsonl(Path(self.output_path), issues)
