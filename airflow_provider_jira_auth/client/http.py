@@ -273,7 +273,7 @@ class JiraClient:
         :param max_results: stop after this many issues; ``None`` for all.
         :param parallelism: above 1, list the matching ids first, then fetch their fields
             ``page_size`` (at most 100) a call on this many threads: the same issues in the same
-            order, several times faster; see :mod:`.parallel_search` (1 to 10).
+            order, several times faster; see :mod:`.parallel_search` (1 to 9).
         """
         _require_jql(jql, "search_issues")
         if not 1 <= page_size <= MAX_PAGE_SIZE:

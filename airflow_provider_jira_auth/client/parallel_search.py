@@ -16,7 +16,8 @@ Why this and not splitting the JQL into parts searched side by side: see docs/ar
 Memory is bounded whatever the result size: one listing page of ids (at most 5,000 strings) and
 at most ``2 * parallelism`` fetch pages (:func:`window_for`), queued or in flight, of at most
 100 issues each. A page is only asked for when there is room in that window, and the window
-only moves as the caller consumes issues.
+only moves as the caller consumes issues. At most ``parallelism + 1`` calls are in flight at
+once: the fetching threads, and the listing of the next ids on the caller's thread.
 
 Failures:
 
@@ -57,9 +58,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most threads one search uses: ``requests``' connection pool keeps 10 connections per host,
-#: and Jira's burst limits make more pointless (see ATLASSIAN.md: rate limits).
-MAX_PARALLELISM = 10
+#: Most threads one search fetches with. With the listing of the next ids (on the caller's
+#: thread) that is 10 calls at once, the connections ``requests`` keeps per host; beyond them it
+#: would open and drop connections. Jira's burst limit (about 100 calls a second per endpoint) is
+#: far above what 9 threads send at its latency.
+MAX_PARALLELISM = 9
 
 #: Ids per listing page: Jira's ``maxResults`` cap when only ids are asked for.
 LISTING_PAGE_SIZE = 5000

@@ -111,7 +111,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
     :param page_size: issues per request (Jira returns at most 100 when fields are asked for).
     :param expand: e.g. ``"changelog"``.
     :param parallelism: above 1, list the matching ids first and fetch their fields on this many
-        threads (1 to 10; templated): the same issues in the same order, several times faster on
+        threads (1 to 9; templated): the same issues in the same order, several times faster on
         large exports. See ``JiraClient.search_issues``.
     :param jira_conn_id: the ``jira_cloud`` connection.
     """

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_jira_auth.auth.basic import JiraBasicAuth
 from airflow_provider_jira_auth.client import JiraClient, JiraSearchPageError, JiraServerError, RetryPolicy, site_rest_url
+from airflow_provider_jira_auth.client import parallel_search
 from airflow_provider_jira_auth.client.parallel_search import MAX_PARALLELISM, ParallelSearch, window_for
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
 
@@ -83,6 +84,23 @@ def test_the_listing_asks_for_ids_only_5000_a_page_and_in_the_queries_order(emu:
     assert len(fetches) == 3 and all(set(b) == {"issueIdsOrKeys", "fields"} and b["fields"] == FIELDS for b in fetches)
 
 
+def test_a_listing_of_several_pages_is_followed_by_its_tokens(
+    seeded: JiraCloudEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel_search, "LISTING_PAGE_SIZE", 40)  # 7 listing pages instead of 5,000 issues
+    with connect(seeded) as client:
+        plain = list(client.search_issues(JQL, fields=FIELDS, page_size=30))
+        seeded.reset_requests()
+
+        parallel = list(client.search_issues(JQL, fields=FIELDS, page_size=30, parallelism=3))
+
+    assert parallel == plain
+    listing = [r.body for r in seeded.requests if r.path == SEARCH]
+    assert len(listing) == 7 and all(b["maxResults"] == 40 for b in listing)
+    assert [b.get("nextPageToken") is None for b in listing] == [True] + [False] * 6
+    assert len({b.get("nextPageToken") for b in listing}) == 7
+
+
 def test_max_results_stops_after_that_many_issues(seeded: JiraCloudEmulator) -> None:
     with connect(seeded) as client:
         plain = list(client.search_issues(JQL, fields=FIELDS, max_results=37))
@@ -146,6 +164,21 @@ def test_at_most_parallelism_calls_are_in_flight_at_once(emu: JiraCloudEmulator)
 
     assert len(found) == 240
     assert emu.stats.peak_concurrent_calls == 3  # all threads busy, never more
+
+
+def test_the_listing_of_the_next_ids_is_the_one_call_beyond_the_threads(
+    emu: JiraCloudEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel_search, "LISTING_PAGE_SIZE", 50)
+    emu.seed_issues(count=300)
+    emu.set_answer_delays(0.03, 0.0002)
+    with connect(emu) as client:
+        emu.reset_stats()
+
+        found = list(client.search_issues(JQL, fields=FIELDS, page_size=10, parallelism=3))
+
+    assert len(found) == 300
+    assert emu.stats.peak_concurrent_calls <= 3 + 1
 
 
 def test_pages_are_only_asked_for_as_the_caller_consumes_them(emu: JiraCloudEmulator) -> None:
