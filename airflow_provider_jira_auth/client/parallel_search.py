@@ -34,8 +34,10 @@ Failures:
   ``issueErrors``, was deleted or became invisible to the user in between (Jira leaves such ids
   out without a word). It is **left out**, as the sequential search would leave it out had it
   been deleted before its page was read, but not silently: a warning names it and
-  :attr:`ParallelSearch.vanished` lists it. Nothing is ever yielded twice: each listed id is
-  yielded at most once, at its place in the listing.
+  :attr:`ParallelSearch.vanished` lists it.
+* nothing is ever yielded twice: each id is fetched and yielded once, at its first place in the
+  listing, also when Jira's paging lists it again (a result that changes while it is paged can
+  shift a page back by one); a warning says so and :attr:`ParallelSearch.relisted` lists it.
 
 The result is the set of issues that matched when they were listed, each with its fields as
 they were when fetched (an issue edited in between so that it no longer matches is still
@@ -114,6 +116,10 @@ class ParallelSearch(Iterator[dict[str, Any]]):
 
         Ids the listing gave that bulkfetch no longer returned (deleted or no longer visible
         since), in listing order; complete once the iterator is exhausted.
+
+    .. attribute:: relisted
+
+        Ids the listing gave a second time, each yielded once only.
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class ParallelSearch(Iterator[dict[str, Any]]):
         self._limit = limit
         self.parallelism = check_parallelism(parallelism)
         self.vanished: list[str] = []
+        self.relisted: list[str] = []
         self._issues = self._run()
 
     def __repr__(self) -> str:
@@ -174,10 +181,24 @@ class ParallelSearch(Iterator[dict[str, Any]]):
             body["nextPageToken"] = token
 
     def _pages(self) -> Iterator[tuple[int, list[str]]]:
-        """``(position of the first, ids)`` of each fetch page, positions from 1 in the result."""
+        """``(position of the first, ids)`` of each fetch page, positions from 1 in the result.
+
+        An id the listing gives a second time (Jira's paging is not a snapshot: an issue created
+        or changed meanwhile can shift a later page back by one) is dropped, with a warning.
+        """
         page: list[str] = []
         position = 1
+        seen = _SeenIds()
         for issue_id in self._listing():
+            if not seen.add(issue_id):
+                self.relisted.append(issue_id)
+                log.warning(
+                    "JQL %r: Jira listed issue id %s a second time (the result changed while it was paged); "
+                    "it is fetched and yielded once",
+                    self._jql,
+                    issue_id,
+                )
+                continue
             page.append(issue_id)
             if len(page) == self._page_size:
                 yield position, page
@@ -284,6 +305,31 @@ class ParallelSearch(Iterator[dict[str, Any]]):
             for _, _, future in window:
                 future.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _SeenIds:
+    """Which ids were listed: a bitmap over Jira's numeric issue ids, so that it grows with the
+    highest id (1 MB per 8 million) rather than with the number of issues; a set for any other id."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self._others: set[str] = set()
+
+    def add(self, issue_id: str) -> bool:
+        """Record ``issue_id``; ``False`` if it was already there."""
+        if not issue_id.isdigit() or len(issue_id) > 12:
+            if issue_id in self._others:
+                return False
+            self._others.add(issue_id)
+            return True
+        byte, bit = divmod(int(issue_id), 8)
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
+        mask = 1 << bit
+        if self._bits[byte] & mask:
+            return False
+        self._bits[byte] |= mask
+        return True
 
 
 class _Vanished:

@@ -286,3 +286,25 @@ def test_an_issue_deleted_between_listing_and_fetch_is_left_out_and_reported(
     assert issues.vanished == [gone_id]
     warning = next(r.getMessage() for r in caplog.records if "gone since they were listed" in r.getMessage())
     assert gone_id in warning and "issues 241-250" in warning
+
+
+def test_an_id_jira_lists_twice_while_the_result_changes_is_yielded_once(
+    emu: JiraCloudEmulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(parallel_search, "LISTING_PAGE_SIZE", 40)
+    emu.seed_issues(count=100)
+    with connect(emu) as client:
+        issues = client.search_issues(JQL, fields=FIELDS, page_size=10, parallelism=2)
+        first = next(issues)  # the first listing pages (40 ids each) are read
+        emu.seed_issues(count=1)  # ENG-101 sorts first: every later position moves back by one
+        for _ in range(40):  # push the paged search out of Jira's (the emulator's) result cache
+            client.request("POST", "search/approximate-count", json={"jql": "project = ENG"})
+            list(client.search_issues("project = ENG", max_results=1))
+        with caplog.at_level(logging.WARNING, logger="airflow_provider_jira_auth.client.parallel_search"):
+            rest = list(issues)
+
+    assert keys([first, *rest]) == [f"ENG-{n}" for n in range(100, 0, -1)]
+    # The last id of the page read before the change comes again first on the next page.
+    (relisted_id,) = issues.relisted
+    assert int(relisted_id) - 10000 in (61, 21)
+    assert any(relisted_id in r.getMessage() and "a second time" in r.getMessage() for r in caplog.records)
