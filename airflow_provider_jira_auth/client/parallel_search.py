@@ -50,15 +50,24 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from airflow_provider_jira_auth.client.bulk import BULK_FETCH_CHUNK
 from airflow_provider_jira_auth.client.errors import JiraError, JiraSearchPageError
-
-if TYPE_CHECKING:
-    from airflow_provider_jira_auth.client.http import JiraClient
+from airflow_provider_jira_auth.client.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+
+class SearchClient(Protocol):
+    """What a parallel search needs of :class:`~.http.JiraClient` (named here, not imported:
+    http.py imports this module)."""
+
+    retry: RetryPolicy
+
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Any: ...
 
 #: Most threads one search fetches with. With the listing of the next ids (on the caller's
 #: thread) that is 10 calls at once, the connections ``requests`` keeps per host; beyond them it
@@ -123,7 +132,7 @@ class ParallelSearch(Iterator[dict[str, Any]]):
     """
 
     def __init__(
-        self, client: JiraClient, body: dict[str, Any], page_size: int, limit: int | None, parallelism: int
+        self, client: SearchClient, body: dict[str, Any], page_size: int, limit: int | None, parallelism: int
     ) -> None:
         self._client = client
         self._jql = body["jql"]
