@@ -57,7 +57,13 @@ def _operation(name: str, *endpoints: tuple[str, str], scopes: Iterable[str]) ->
 OPERATIONS: Mapping[str, ScopedOperation] = {
     op.name: op
     for op in (
-        _operation("search_issues", ("POST", f"{REST_ROOT}/search/jql"), scopes={READ_WORK}),
+        # With parallelism > 1 it lists the ids with search/jql, then fetches them with bulkfetch.
+        _operation(
+            "search_issues",
+            ("POST", f"{REST_ROOT}/search/jql"),
+            ("POST", f"{REST_ROOT}/issue/bulkfetch"),
+            scopes={READ_WORK},
+        ),
         _operation("approximate_count", ("POST", f"{REST_ROOT}/search/approximate-count"), scopes={READ_WORK}),
         _operation("get_issue", ("GET", _ISSUE), scopes={READ_WORK}),
         _operation("bulk_fetch", ("POST", f"{REST_ROOT}/issue/bulkfetch"), scopes={READ_WORK}),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Search throughput: stream issues to JSONL four ways, side by side, against the Jira Cloud emulator.
+"""Search throughput: stream issues to JSONL several ways, side by side, against the Jira Cloud emulator.
 
     python bench/search_throughput.py [--issues 50000] [--runs 3] [--page-size 100] [--strict]
+    python bench/search_throughput.py --latency 0.15,0.002 --issues 5000 --variants plain,provider,parallel
 
 What runs (each run of each variant in a fresh subprocess, so imports and memory do not leak from
 one into the next; the emulator runs in this, the parent, process):
@@ -15,6 +16,17 @@ one into the next; the emulator runs in this, the parent, process):
 (c2) ``atlassian-pages``: the same library's ``enhanced_jql`` called page by page in a loop the
     caller writes, which can stream: it separates the library's per-request cost from the list.
 (d) the official provider's ``JiraHook`` tried against the emulator: it cannot search Jira Cloud.
+(e) ``parallel-N``: ``JiraClient.search_issues(parallelism=N)`` for each N of ``--parallelism``
+    (default 8): ids listed 5,000 a page, fields fetched with ``issue/bulkfetch`` on N threads.
+(f) ``partition-N`` (only with ``--variants``): the other strategy considered, JQL partitioning:
+    the id range split into N parts (``AND id >= a AND id < b``), each part searched page by
+    page on its own thread, the parts yielded one after the other. To keep the order, the parts
+    after the one being read are held in memory: its memory grows with the result.
+
+Latency mode (``--latency PER_CALL,PER_ISSUE[,PER_ID]``): the emulator answers like Jira Cloud,
+each REST answer ``PER_CALL`` seconds late plus ``PER_ISSUE`` per issue with fields (and ``PER_ID``
+per issue listed by id only, default 0). Then the checks are the parallel search's: at least
+``MIN_PARALLEL_RATIO`` times the plain loop's issues/s, and its memory growth below the ceiling.
 
 Every variant asks for the same fields and writes each issue with the same ``json.dumps`` call to
 a JSONL file; the files are compared byte for byte afterwards.
@@ -63,6 +75,8 @@ HOOK_CONN_ID = "jira_bench"
 #: Throughput floor and memory ceiling for the provider (the task's targets).
 MIN_THROUGHPUT_RATIO = 0.9
 MAX_MEMORY_GROWTH_MB = 50.0
+#: In latency mode: the parallel search's floor, in multiples of the plain loop's issues/s.
+MIN_PARALLEL_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,19 @@ VARIANTS = (
     Variant("atlassian", "(c) atlassian Jira(cloud=True).enhanced_jql_get_list_of_tickets", "atlassian"),
     Variant("atlassian-pages", "(c2) atlassian Jira(cloud=True).enhanced_jql, page loop", "atlassian"),
 )
+
+
+def _variant(name: str) -> Variant:
+    """A fixed variant, or ``parallel-N`` / ``partition-N``."""
+    for variant in VARIANTS:
+        if variant.name == name:
+            return variant
+    kind, _, threads = name.partition("-")
+    if kind == "parallel" and threads.isdigit():
+        return Variant(name, f"(e) this provider: search_issues(parallelism={threads}), ids + bulkfetch")
+    if kind == "partition" and threads.isdigit():
+        return Variant(name, f"(f) JQL partitioning: {threads} id ranges searched side by side")
+    raise SystemExit(f"unknown variant {name!r}")
 
 
 # -- the worker: one variant, one run, in its own process -----------------------------------------
@@ -125,9 +152,10 @@ def _import_variant(name: str) -> None:
     """Import what the variant needs before the memory baseline is taken."""
     import requests  # noqa: F401
 
-    if name == "provider":
+    if name == "provider" or name.startswith("parallel-"):
         import airflow_provider_jira_auth.auth.basic
-        import airflow_provider_jira_auth.client  # noqa: F401
+        import airflow_provider_jira_auth.client
+        import airflow_provider_jira_auth.client.http  # noqa: F401
     elif name.startswith("atlassian"):
         import atlassian  # noqa: F401
 
@@ -151,13 +179,67 @@ def _plain(target: dict[str, Any], page_size: int) -> Iterable[dict[str, Any]]:
             body["nextPageToken"] = token
 
 
-def _provider(target: dict[str, Any], page_size: int) -> Iterable[dict[str, Any]]:
+def _provider(target: dict[str, Any], page_size: int, parallelism: int = 1) -> Iterable[dict[str, Any]]:
     from airflow_provider_jira_auth.auth.basic import JiraBasicAuth
     from airflow_provider_jira_auth.client import JiraClient, site_rest_url
 
     auth = JiraBasicAuth(target["email"], target["token"])
     with JiraClient(site_rest_url(target["url"]), auth) as client:
-        yield from client.search_issues(JQL, fields=FIELDS, page_size=page_size)
+        yield from client.search_issues(JQL, fields=FIELDS, page_size=page_size, parallelism=parallelism)
+
+
+def _partitioned(target: dict[str, Any], page_size: int, parts: int) -> Iterable[dict[str, Any]]:
+    """JQL partitioning: the id range cut in ``parts``, each searched on its own thread, read in order.
+
+    Order is kept only because the JQL orders by key, which the ids follow here; for any other
+    ORDER BY the parts would have to be merged on Jira's sort keys. The parts after the one being
+    read pile up in memory (unbounded queues): bounding them would stall their threads.
+    """
+    import queue
+    import threading
+
+    import requests
+
+    url = f"{target['url']}/rest/api/3/search/jql"
+    auth = (target["email"], target["token"])
+    base = JQL.partition(" ORDER BY ")[0]
+
+    def first_id(order: str) -> int:
+        body = {"jql": f"{base} ORDER BY id {order}", "fields": ["id"], "maxResults": 1}
+        response = requests.post(url, json=body, auth=auth, timeout=30)
+        response.raise_for_status()
+        return int(response.json()["issues"][0]["id"])
+
+    low, high = first_id("ASC"), first_id("DESC") + 1
+    step = -(-(high - low) // parts)
+    queues: list[queue.Queue[list[dict[str, Any]] | None]] = [queue.Queue() for _ in range(parts)]
+
+    def read(part: int) -> None:
+        start = low + part * step
+        body: dict[str, Any] = {
+            "jql": f"{base} AND id >= {start} AND id < {start + step} ORDER BY key",
+            "fields": FIELDS,
+            "maxResults": page_size,
+        }
+        with requests.Session() as session:
+            session.auth = auth
+            while True:
+                response = session.post(url, json=body, timeout=30)
+                response.raise_for_status()
+                page = response.json()
+                queues[part].put(page.get("issues") or [])
+                token = page.get("nextPageToken")
+                if page.get("isLast") or not token:
+                    break
+                body["nextPageToken"] = token
+        queues[part].put(None)
+
+    threads = [threading.Thread(target=read, args=(n,), daemon=True) for n in range(parts)]
+    for thread in threads:
+        thread.start()
+    for part in queues:
+        while (issues := part.get()) is not None:
+            yield from issues
 
 
 def _atlassian_client(target: dict[str, Any]) -> Any:
@@ -197,6 +279,10 @@ def run_worker(name: str, issues: int, page_size: int, out: Path) -> dict[str, A
         written = _write_jsonl(_plain(target, page_size), out)
     elif name == "provider":
         written = _write_jsonl(_provider(target, page_size), out)
+    elif name.startswith("parallel-"):
+        written = _write_jsonl(_provider(target, page_size, int(name.partition("-")[2])), out)
+    elif name.startswith("partition-"):
+        written = _write_jsonl(_partitioned(target, page_size, int(name.partition("-")[2])), out)
     elif name == "atlassian":
         written = _write_jsonl(_atlassian_list(target, issues), out)
     elif name == "atlassian-pages":
@@ -313,6 +399,7 @@ class Results:
     peak_reset: bool = True
     digests: set[str] = field(default_factory=set)
     skipped: str | None = None
+    concurrency: int = 0  # most REST calls the emulator served at once in any run
 
     @property
     def best_rate(self) -> float:
@@ -352,9 +439,13 @@ def _package_version(name: str) -> str:
 
 def _search_calls(recorded: list[Any]) -> tuple[str, list[int]]:
     calls = [r for r in recorded if r.path.endswith("/search/jql")]
+    fetches = [r for r in recorded if r.path.endswith("/issue/bulkfetch")]
     methods = sorted({r.method for r in calls})
-    statuses = sorted({r.status for r in calls if r.status is not None})
-    return f"{'/'.join(methods)} x{len(calls)}", statuses
+    statuses = sorted({r.status for r in calls + fetches if r.status is not None})
+    said = f"{'/'.join(methods)} x{len(calls)}"
+    if fetches:
+        said += f" + bulkfetch x{len(fetches)}"
+    return said, statuses
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -398,7 +489,7 @@ def _fmt_rate(value: float) -> str:
 def _print_table(results: list[Results], plain: Results) -> None:
     header = (
         f"{'variant':<64} {'issues/s best':>13} {'median':>8} {'wall s':>6} {'CPU s':>6} {'vs plain':>8} "
-        f"{'peak MB':>7} {'search calls':>12}"
+        f"{'peak MB':>7} {'at once':>7} {'calls':>12}"
     )
     print()
     print(header)
@@ -410,7 +501,7 @@ def _print_table(results: list[Results], plain: Results) -> None:
         print(
             f"{res.variant.label:<64} {_fmt_rate(res.best_rate):>13} {_fmt_rate(statistics.median(res.rates)):>8} "
             f"{min(res.seconds):>6.2f} {min(res.cpu_seconds):>6.2f} {res.best_rate / plain.best_rate:>7.2f}x "
-            f"{res.worst_growth:>7.1f} {', '.join(sorted(res.requests)):>12}"
+            f"{res.worst_growth:>7.1f} {res.concurrency:>7} {', '.join(sorted(res.requests)):>12}"
         )
     print()
     for res in results:
@@ -429,7 +520,8 @@ def _print_notes(results: list[Results], args: argparse.Namespace) -> None:
     print("  issues/s best: wall clock, fastest run; wall s / CPU s: fastest run's wall time and the worker's CPU time")
     print(f"  peak MB: peak RSS growth while streaming, worst of the runs: {method}")
     print(
-        "  search calls: what the emulator saw in each run (method x count); vs plain: best issues/s over the plain loop's"
+        "  calls: what the emulator saw in each run (method x count); at once: most calls it served at the same time; "
+        "vs plain: best issues/s over the plain loop's"
     )
     if any(r.variant.name == "atlassian" for r in active):
         print(
@@ -495,11 +587,51 @@ def _print_official_hook(report: dict[str, Any], recorded: list[Any]) -> None:
     print(f"    => JiraHook {verdict}")
 
 
+def _latency(text: str | None) -> tuple[float, float, float] | None:
+    if not text:
+        return None
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("--latency takes PER_CALL,PER_ISSUE[,PER_ID] in seconds") from None
+    if not 1 <= len(parts) <= 3 or min(parts) < 0:
+        raise argparse.ArgumentTypeError("--latency takes PER_CALL,PER_ISSUE[,PER_ID] in seconds, each >= 0")
+    return (parts + [0.0, 0.0])[0], (parts + [0.0, 0.0])[1], (parts + [0.0, 0.0])[2]
+
+
+def _chosen_variants(args: argparse.Namespace) -> list[Variant]:
+    threads = [int(n) for n in str(args.parallelism).split(",") if n.strip()]
+    names: list[str] = []
+    wanted = args.variants.split(",") if args.variants else [v.name for v in VARIANTS] + ["parallel"]
+    for name in (n.strip() for n in wanted if n.strip()):
+        if name in ("parallel", "partition"):
+            names += [f"{name}-{n}" for n in threads]
+        else:
+            names.append(name)
+    if "plain" not in names:
+        names.insert(0, "plain")  # every ratio is to the plain loop
+    return [_variant(name) for name in dict.fromkeys(names)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--issues", type=int, default=50_000, help="issues to seed and stream (default 50000)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each variant; the best counts (default 3)")
     parser.add_argument("--page-size", type=int, default=100, help="issues per search request (default 100)")
+    parser.add_argument(
+        "--latency",
+        type=_latency,
+        metavar="PER_CALL,PER_ISSUE[,PER_ID]",
+        help="emulator answer delays in seconds, like Jira Cloud's: e.g. 0.15,0.002 (default: none)",
+    )
+    parser.add_argument(
+        "--parallelism", default="8", help="threads of the parallel variants, comma-separated (default 8)"
+    )
+    parser.add_argument(
+        "--variants",
+        help="comma-separated: plain, provider, atlassian, atlassian-pages, parallel, partition, parallel-N, "
+        "partition-N (default: all but partition; plain is always run)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -517,7 +649,14 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_jira_auth.testing import JiraCloudEmulator
 
     _print_machine(args)
-    results = [Results(v) for v in VARIANTS]
+    if args.latency:
+        per_call, per_issue, per_id = args.latency
+        print(
+            f"latency mode: every REST answer {per_call:g} s late + {per_issue * 1000:g} ms an issue with fields "
+            f"+ {per_id * 1000:g} ms an issue listed by id only"
+        )
+    results = [Results(v) for v in _chosen_variants(args)]
+    by_name = {res.variant.name: res for res in results}
     for res in results:
         if res.variant.needs and not _importable(res.variant.needs):
             res.skipped = f"{res.variant.needs} is not installed (pip install -e '.[bench]')"
@@ -527,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         emu.seed_issues(project="ENG", count=args.issues)
         print(f"emulator: {emu.url}, {args.issues:,} issues seeded in {time.perf_counter() - started:.1f} s")
         gc.freeze()  # the seeded issues are permanent: keep the emulator's collector from rescanning them
+        if args.latency:
+            emu.set_answer_delays(args.latency[0], args.latency[1], per_id=args.latency[2])
         user = emu.default_user
         env = dict(os.environ)
         env[TARGET_ENV] = json.dumps({"url": emu.url, "email": user.email, "token": user.api_token})
@@ -538,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             for res in active[shift:] + active[:shift]:
                 out = Path(tmp) / f"{res.variant.name}.jsonl"
                 emu.reset_requests()
+                emu.reset_stats()
                 got = _spawn(
                     [
                         "--worker",
@@ -561,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 res.digests.add(digest)
                 res.requests.add(calls)
+                res.concurrency = max(res.concurrency, emu.stats.peak_concurrent_calls)
                 res.rates.append(got["issues"] / got["seconds"])
                 res.seconds.append(got["seconds"])
                 res.cpu_seconds.append(got["cpu_seconds"])
@@ -568,11 +711,12 @@ def main(argv: list[str] | None = None) -> int:
                 res.peak_reset = res.peak_reset and got["peak_reset"]
 
         emu.reset_requests()
-        has_atlassian = not results[2].skipped
+        atlassian = by_name.get("atlassian")
+        has_atlassian = atlassian is not None and not atlassian.skipped
         hook_report = _spawn(["--worker", "official-hook"], env) if has_atlassian else None
         hook_requests = emu.requests
 
-    plain = results[0]
+    plain = by_name["plain"]
     _print_table(results, plain)
     print(f"  load average after the runs: {_load()}")
     _print_notes(results, args)
@@ -580,26 +724,49 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  JSONL written: byte-identical across variants and runs: {'yes' if len(digests) == 1 else 'NO'}")
     _print_ratios(results, plain)
 
-    provider = results[1]
-    ratio = provider.best_rate / plain.best_rate
-    checks = [
-        (ratio >= MIN_THROUGHPUT_RATIO, f"provider issues/s >= {MIN_THROUGHPUT_RATIO}x the plain loop: {ratio:.2f}x"),
-        (
-            provider.worst_growth < MAX_MEMORY_GROWTH_MB,
+    checks = []
+    provider = by_name.get("provider")
+    if provider is not None:
+        ratio = provider.best_rate / plain.best_rate
+        checks += [
             (
-                f"provider peak memory growth < {MAX_MEMORY_GROWTH_MB:.0f} MB streaming {args.issues:,} issues "
-                f"to JSONL: {provider.worst_growth:.1f} MB"
+                ratio >= MIN_THROUGHPUT_RATIO,
+                f"provider issues/s >= {MIN_THROUGHPUT_RATIO}x the plain loop: {ratio:.2f}x",
             ),
-        ),
-    ]
+            (
+                provider.worst_growth < MAX_MEMORY_GROWTH_MB,
+                (
+                    f"provider peak memory growth < {MAX_MEMORY_GROWTH_MB:.0f} MB streaming {args.issues:,} issues "
+                    f"to JSONL: {provider.worst_growth:.1f} MB"
+                ),
+            ),
+        ]
+    for res in results:
+        if not res.variant.name.startswith("parallel-"):
+            continue
+        ratio = res.best_rate / plain.best_rate
+        if args.latency and int(res.variant.name.partition("-")[2]) >= 8:  # the target is for 8 threads
+            checks.append(
+                (
+                    ratio >= MIN_PARALLEL_RATIO,
+                    f"{res.variant.name} issues/s >= {MIN_PARALLEL_RATIO:g}x the plain loop with latency: {ratio:.2f}x",
+                )
+            )
+        checks.append(
+            (
+                res.worst_growth < MAX_MEMORY_GROWTH_MB,
+                f"{res.variant.name} peak memory growth < {MAX_MEMORY_GROWTH_MB:.0f} MB streaming {args.issues:,} "
+                f"issues to JSONL: {res.worst_growth:.1f} MB",
+            )
+        )
     print()
     for ok, text in checks:
         print(f"{'PASS' if ok else 'FAIL'} {text}")
 
-    if hook_report is None:
-        print("\n(d) skipped: neither apache-airflow-providers-atlassian-jira nor atlassian-python-api is installed")
-    else:
+    if hook_report is not None:
         _print_official_hook(hook_report, hook_requests)
+    elif atlassian is not None:
+        print("\n(d) skipped: neither apache-airflow-providers-atlassian-jira nor atlassian-python-api is installed")
 
     if len(digests) != 1:
         print("error: the variants wrote different JSONL", file=sys.stderr)

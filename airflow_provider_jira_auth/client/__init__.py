@@ -32,6 +32,7 @@ _WHERE = {
     "JiraRateLimitError": "errors",
     "JiraResponseError": "errors",
     "JiraScopeError": "errors",
+    "JiraSearchPageError": "errors",
     "JiraServerError": "errors",
     "JiraTokenStoreError": "errors",
     "JiraTransportError": "errors",
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
     from airflow_provider_jira_auth.client.auth_flow import JiraAuth
     from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
-    from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
+    from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraSearchPageError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
     from airflow_provider_jira_auth.client.error_mapping import error_from_response
     from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.client.jql import jql_list, jql_quote
@@ -95,6 +96,7 @@ __all__ = [
     "JiraRateLimitError",
     "JiraResponseError",
     "JiraScopeError",
+    "JiraSearchPageError",
     "JiraServerError",
     "JiraTokenStoreError",
     "JiraTransportError",

@@ -202,6 +202,38 @@ class JiraBulkError(JiraError):
         )
 
 
+class JiraSearchPageError(JiraError):
+    """A page of a parallel search (``search_issues(parallelism=N)``) still failed after its retries.
+
+    The issues before the page have been yielded, none after it. ``__cause__`` (and ``cause``)
+    is the client's own error, e.g. a :class:`JiraServerError`.
+
+    :param what: the page, e.g. ``"fetching issues 301-400 (ids 10301..10400) of JQL '...'"``.
+    :param start: position (from 1) of the page's first issue in the search's result.
+    :param count: issues in the page; ``None`` for a listing page (not known yet).
+    :param ids: the page's issue ids (empty for a listing page).
+    :param why: what went wrong; default: the cause's message.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        start: int,
+        count: int | None,
+        ids: Iterable[str],
+        cause: BaseException | None = None,
+        why: str | None = None,
+    ) -> None:
+        self.start = start
+        self.end = start + count - 1 if count else None
+        self.ids = tuple(ids)
+        self.cause = cause
+        reason = why or (str(cause) if cause is not None else "failed")
+        super().__init__(
+            f"Parallel search: {what} failed: {reason}. The issues before this page were delivered, none after it"
+        )
+
+
 class JiraTransitionError(JiraError, ValueError):
     """The transition asked for is not available on the issue; the message lists those that are."""
 

@@ -39,6 +39,7 @@ from airflow_provider_jira_auth.client.error_mapping import (
     json_or_none,
     login_refused,
 )
+from airflow_provider_jira_auth.client.parallel_search import ParallelSearch, parallel_applies
 from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base_url, rest_endpoint_url
 
@@ -271,6 +272,7 @@ class JiraClient:
         page_size: int = 100,
         expand: str | Iterable[str] | None = None,
         max_results: int | None = None,
+        parallelism: int = 1,
     ) -> Iterator[dict[str, Any]]:
         """Issues matching ``jql``, read page by page (``POST search/jql`` with ``nextPageToken``).
 
@@ -283,6 +285,9 @@ class JiraClient:
         :param page_size: issues per request, 1..5000 (Jira may return fewer).
         :param expand: e.g. ``"changelog,names"``.
         :param max_results: stop after this many issues; ``None`` for all.
+        :param parallelism: above 1, list the matching ids first, then fetch their fields
+            ``page_size`` (at most 100) a call on this many threads: the same issues in the same
+            order, several times faster; see :mod:`.parallel_search` (1 to 9).
         """
         _require_jql(jql, "search_issues")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -294,6 +299,8 @@ class JiraClient:
             body["fields"] = _comma_list(fields)
         if expand:
             body["expand"] = ",".join(_comma_list(expand))
+        if parallel_applies(body, parallelism):
+            return ParallelSearch(self, body, page_size, max_results, parallelism)
         return self._search_pages(body, page_size, max_results)
 
     def _search_pages(self, body: dict[str, Any], page_size: int, limit: int | None) -> Iterator[dict[str, Any]]:

@@ -131,10 +131,15 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
     :param page_size: issues per request (Jira returns at most 100 when fields are asked for)
         (templated).
     :param expand: e.g. ``"changelog"`` (templated).
+    :param parallelism: above 1, list the matching ids first and fetch their fields on this many
+        threads (1 to 9; templated): the same issues in the same order, several times faster on
+        large exports. See ``JiraClient.search_issues``.
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
-    template_fields: Sequence[str] = ("jql", "fields", "max_results", "max_xcom_issues", "output_path", "page_size", "expand")
+    template_fields: Sequence[str] = (
+        "jql", "fields", "max_results", "max_xcom_issues", "output_path", "page_size", "expand", "parallelism",
+    )
     jira_operations = ("search_issues",)
 
     def __init__(
@@ -147,6 +152,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         output_path: str | os.PathLike[str] | Any | None = None,
         page_size: int = 100,
         expand: str | Sequence[str] | None = None,
+        parallelism: int | str = 1,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -160,6 +166,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         self.output_path = output_path
         self.page_size = page_size
         self.expand = expand
+        self.parallelism = parallelism
         self.jira_conn_id = jira_conn_id
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
@@ -168,10 +175,16 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         max_results = _whole_number(self.max_results, "max_results", optional=True)
         max_xcom_issues = _whole_number(self.max_xcom_issues, "max_xcom_issues")
         page_size = _whole_number(self.page_size, "page_size", minimum=1)
+        parallelism = _whole_number(self.parallelism, "parallelism", optional=True, minimum=1) or 1
         # Checked before any Jira call: a scheme nobody serves fails now, naming it.
         target = output.resolve_output(self.output_path) if self.output_path else None
         issues = self.jira_client().search_issues(
-            self.jql, fields=self.fields, page_size=page_size, expand=self.expand or None, max_results=max_results
+            self.jql,
+            fields=self.fields,
+            page_size=page_size,
+            expand=self.expand or None,
+            max_results=max_results,
+            parallelism=parallelism,
         )
         if target is not None:
             count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))

@@ -22,6 +22,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument(
+        "--answer-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer every Jira REST call this late, like the real service (e.g. 0.15)",
+    )
+    parser.add_argument(
+        "--per-issue-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="and this much later for each issue an answer carries with fields (e.g. 0.002)",
+    )
+    parser.add_argument(
+        "--per-id-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="and this much later for each issue listed by id or key only (default 0)",
+    )
+    parser.add_argument(
         "--redirect-uri",
         action="append",
         default=[],
@@ -36,10 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         "callback of its 'Connect to Jira' page",
     )
     args = parser.parse_args(argv)
+    if min(args.answer_delay, args.per_issue_delay, args.per_id_delay) < 0:
+        parser.error("answer delays must be >= 0 seconds")
 
     with JiraCloudEmulator(port=args.port, seed=args.seed, verbose=args.verbose) as emu:
         if args.issues:
             emu.seed_issues(count=args.issues)
+        emu.set_answer_delays(args.answer_delay, args.per_issue_delay, per_id=args.per_id_delay)
         user, app = emu.default_user, emu.default_app
         extra_uris = list(args.redirect_uri)
         if args.airflow_url:
@@ -55,6 +79,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  API token: {user.api_token}")
         print(f"  OAuth app: client_id {app.client_id}  client_secret {app.client_secret}")
         print(f"  callback URLs of the app: {' '.join(app.redirect_uris)}")
+        if emu.answer_delays.active:
+            delays = emu.answer_delays
+            print(
+                f"  answers delayed {delays.per_call:g} s a call + {delays.per_issue:g} s an issue "
+                f"+ {delays.per_id:g} s an id-only issue"
+            )
         print("Airflow connection (Basic auth):")
         print(f"AIRFLOW_CONN_JIRA_CLOUD_DEFAULT={shlex.quote(emu.connection_json('basic'))}")
         print("Airflow connection (OAuth 2.0 3LO, with a consented grant's refresh token):")

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ._accounts import Accounts, User
-from ._faults import DelayBook, FaultBook, FaultMix, RequestRateLimit
+from ._faults import AnswerDelays, DelayBook, FaultBook, FaultMix, RequestRateLimit
 from ._http import App, HttpError, Request, Response, jira_error, json_response
 from ._oauth import OAuthServer, TokenError
 from ._rest import REMOVED_MESSAGE, REMOVED_PATHS, Caller, JiraRestApi, Route
@@ -111,6 +111,8 @@ class Dispatcher:
         self.fault_mix: FaultMix | None = None
         self.rate_limit: RequestRateLimit | None = None
         self.delays = DelayBook()
+        self.answer_delays = AnswerDelays()
+        self._in_flight = 0  # Jira REST calls being served right now (answer delays included)
         self.requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
         self.consent = "approve"
         self.consent_user: User | None = None
@@ -121,6 +123,19 @@ class Dispatcher:
         return lambda request: self.handle(request, home, main)
 
     def handle(self, request: Request, home: JiraSite, main: bool) -> Response | None:
+        if "/rest/api/" not in request.path:
+            return self._handle(request, home, main)
+        with self.lock:
+            self._in_flight += 1
+            if self._in_flight > self.counters.get("peak_concurrent_calls", 0):
+                self.counters["peak_concurrent_calls"] = self._in_flight
+        try:
+            return self._handle(request, home, main)
+        finally:
+            with self.lock:
+                self._in_flight -= 1
+
+    def _handle(self, request: Request, home: JiraSite, main: bool) -> Response | None:
         with self.lock:
             via = self._via(request.path, main)
             now = self.clock()
@@ -144,10 +159,13 @@ class Dispatcher:
                     response = rule.respond(now)
             self._record(request, response, via)
             delay = self.delays.take(request.method, request.path)
-        if delay is not None:
+            late = delay.seconds if delay is not None else 0.0
+            if self.answer_delays.active and response is not None and "/rest/api/" in request.path:
+                late += self.answer_delays.seconds(response.issues, response.ids)
+        if late > 0:
             # The work is done and recorded; only the answer is late (outside the lock, so the
             # rest of the emulator keeps serving).
-            time.sleep(delay.seconds)
+            time.sleep(late)
         return response
 
     @staticmethod

@@ -126,6 +126,29 @@ class DelayRule:
 DelayBook = RuleBook[DelayRule]
 
 
+@dataclass(frozen=True)
+class AnswerDelays:
+    """Every Jira REST answer comes ``per_call`` seconds late, plus ``per_issue`` for each issue it
+    carries with fields: the latency of the real service, where a search page of 100 issues takes a
+    few hundred milliseconds. Issues listed by id or key only (``fields: ["id"]``, what Jira serves
+    up to 5,000 a page) are charged ``per_id`` each."""
+
+    per_call: float = 0.0
+    per_issue: float = 0.0
+    per_id: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.per_call, self.per_issue, self.per_id) < 0:
+            raise ValueError("answer delays must be >= 0 seconds")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.per_call or self.per_issue or self.per_id)
+
+    def seconds(self, issues: int, ids: int) -> float:
+        return self.per_call + self.per_issue * issues + self.per_id * ids
+
+
 class FaultMix:
     """Random faults on Jira REST calls, drawn per call from a seeded generator.
 

@@ -37,6 +37,9 @@ class Response:
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: issues in the answer, with fields and listed by id or key only: what answer delays charge for
+    issues: int = 0
+    ids: int = 0
 
 
 class HttpError(Exception):

@@ -28,6 +28,8 @@ REMOVED_MESSAGE = (
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 NO_ISSUE = "Issue does not exist or you do not have permission to see it."
 _SEARCH_CACHE_SIZE = 32
+_BULK_FETCH_KEYS = frozenset({"issueIdsOrKeys", "fields", "expand", "fieldsByKeys", "properties"})
+RETRIABLE_FETCH_ERROR = "The issue could not be retrieved at this time. Please try again."
 # Endpoints that answer without credentials (and with bad ones: see the dispatcher).
 ANONYMOUS = frozenset({("GET", "/rest/api/3/serverInfo")})
 
@@ -209,7 +211,12 @@ class JiraRestApi:
         if end < len(issues):
             answer["nextPageToken"] = base64.urlsafe_b64encode(f"{query_id}:{end}".encode()).decode().rstrip("=")
         answer["isLast"] = end >= len(issues)
-        return json_response(200, answer)
+        response = json_response(200, answer)
+        if selection.id_key_only:
+            response.ids = len(answer["issues"])
+        else:
+            response.issues = len(answer["issues"])
+        return response
 
     def _matching(self, caller: Caller, jql: Any, token: Any) -> tuple[list[Issue], str, int]:
         """All issues of the query and where this page starts; pages after the first reuse the result."""
@@ -254,21 +261,38 @@ class JiraRestApi:
     # -- issues ----------------------------------------------------------------------------------------
 
     def bulk_fetch(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        """``POST issue/bulkfetch`` as the spec has it: at most 100 ids or keys, the issues found in
+        ascending id order; issues not found or not visible are left out (not reported);
+        ``issueErrors`` lists those Jira could not return for a retriable reason (see
+        ``JiraSite.bulkfetch_errors``)."""
         body = _json_object(request)
+        unknown = sorted(set(body) - _BULK_FETCH_KEYS)
+        if unknown:
+            return jira_error(400, [f"Unrecognized field \"{unknown[0]}\" in the request body."])
         wanted = body.get("issueIdsOrKeys")
         if not isinstance(wanted, list) or not wanted:
             return jira_error(400, ["issueIdsOrKeys must be a non-empty list of issue ids or keys."])
         if len(wanted) > 100:
             return jira_error(400, [f"The number of issues requested ({len(wanted)}) exceeds the limit of 100."])
+        for name in ("fields", "expand", "properties"):
+            value = body.get(name)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                return jira_error(400, [f"{name} must be a list of strings."])
         selection = FieldSelection.parse(body.get("fields"), default=("*navigable",))
-        issues, errors = [], []
+        found: dict[int, Issue] = {}
+        errors = []
         for value in wanted:
             issue = caller.site.find_issue(str(value))
             if issue is None:
-                errors.append({"id": str(value), "errorMessage": NO_ISSUE})
-            else:
-                issues.append(caller.site.issue_json(issue, selection, caller.base))
-        return json_response(200, {"issues": issues, "issueErrors": errors})
+                continue  # not found or not visible: Jira leaves it out without a word
+            if caller.site.take_bulkfetch_error(issue):
+                errors.append({"id": str(issue.id), "errorMessage": RETRIABLE_FETCH_ERROR})
+                continue
+            found[issue.id] = issue
+        issues = [caller.site.issue_json(found[i], selection, caller.base) for i in sorted(found)]
+        response = json_response(200, {"issues": issues, "issueErrors": errors})
+        response.issues = len(issues)
+        return response
 
     def _created(self, caller: Caller, issue: Issue) -> dict[str, Any]:
         return {"id": str(issue.id), "key": issue.key, "self": f"{caller.base}/rest/api/3/issue/{issue.id}"}
@@ -305,7 +329,9 @@ class JiraRestApi:
     def get_issue(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         issue = _issue_or_404(caller, params)
         selection = FieldSelection.parse(request.query_all.get("fields"), default=("*all",))
-        return json_response(200, caller.site.issue_json(issue, selection, caller.base))
+        response = json_response(200, caller.site.issue_json(issue, selection, caller.base))
+        response.issues = 1
+        return response
 
     def edit_issue(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         issue = _issue_or_404(caller, params)

@@ -209,6 +209,8 @@ class JiraSite:
         self.by_id: dict[int, Issue] = {}
         self.ordered: list[Issue] = []  # creation order
         self.search_cache: OrderedDict[str, Any] = OrderedDict()  # paging-token id -> cached result
+        # issue id -> how many more bulkfetch answers list it in issueErrors instead of returning it
+        self.bulkfetch_errors: dict[int, int] = {}
         self._next_issue_id = 10001
         self._next_project_id = 10000
         self._next_comment_id = 10000
@@ -267,6 +269,24 @@ class JiraSite:
         self.by_id[issue.id] = issue
         self.ordered.append(issue)
         return issue
+
+    def delete_issue(self, issue: Issue) -> None:
+        """Gone from lookups and new searches; a search already paging keeps its result (as cached)."""
+        del self.issues[issue.key]
+        del self.by_id[issue.id]
+        self.ordered.remove(issue)
+        self.bulkfetch_errors.pop(issue.id, None)
+
+    def take_bulkfetch_error(self, issue: Issue) -> bool:
+        """Whether this bulkfetch answer reports ``issue`` in ``issueErrors`` (one of its remaining times)."""
+        left = self.bulkfetch_errors.get(issue.id, 0)
+        if left <= 0:
+            return False
+        if left == 1:
+            del self.bulkfetch_errors[issue.id]
+        else:
+            self.bulkfetch_errors[issue.id] = left - 1
+        return True
 
     def issue_json(self, issue: Issue, selection: FieldSelection, base: str) -> dict[str, Any]:
         fields = issue.fields

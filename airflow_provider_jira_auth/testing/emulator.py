@@ -24,7 +24,7 @@ from typing import Any
 
 from ._accounts import Accounts, User
 from ._dispatch import Dispatcher, RecordedRequest
-from ._faults import DelayRule, FaultMix, FaultRule, RequestRateLimit, failure, rate_limited
+from ._faults import AnswerDelays, DelayRule, FaultMix, FaultRule, RequestRateLimit, failure, rate_limited
 from ._http import EmulatorHTTPServer
 from ._oauth import OAuthApp, OAuthServer, OAuthSettings
 from ._runtime import Clock, Counters
@@ -46,6 +46,7 @@ STAT_NAMES = (
     "scope_rejections",
     "faults_injected",
     "rate_limited",
+    "peak_concurrent_calls",  # the most Jira REST calls served at once (a high-water mark, not a count)
 )
 
 
@@ -57,8 +58,9 @@ class JiraCloudEmulator:
     ``default_app`` (OAuth client), ``add_user``, ``add_oauth_app``, ``add_redirect_uri``,
     ``issue_grant``, ``consent``.
     What: project ENG, ``create_project``, ``seed_issues``, ``get_issue``, ``set_status``.
-    Misbehaviour: ``fail_next``, ``rate_limit``, ``oauth`` (token lifetimes), ``advance``.
-    Observation: ``requests``, ``stats``. Airflow: ``connection_json``, ``connection_extra``.
+    Misbehaviour: ``fail_next``, ``rate_limit``, ``set_answer_delays`` (latency), ``delete_issue``,
+    ``fail_bulkfetch_of``, ``oauth`` (token lifetimes), ``advance``.
+    Observation: ``requests``, ``stats`` (``stats.peak_concurrent_calls``: calls served at once). Airflow: ``connection_json``, ``connection_extra``.
     """
 
     def __init__(self, port: int = 0, seed: int = 0, *, host: str = "127.0.0.1", verbose: bool = False) -> None:
@@ -317,6 +319,26 @@ class JiraCloudEmulator:
             target = site or self.default_site
             return [i.key for i in target.ordered if project is None or i.project == project.upper()]
 
+    def delete_issue(self, key: str, *, site: JiraSite | None = None) -> None:
+        """Delete an issue: gone from lookups, bulkfetch and new searches (a search already paging
+        keeps the result it started with)."""
+        with self._lock:
+            target = site or self.default_site
+            issue = target.find_issue(key)
+            if issue is None:
+                raise KeyError(f"no issue {key} on site {target.name}")
+            target.delete_issue(issue)
+
+    def fail_bulkfetch_of(self, key: str, *, times: int = 1, site: JiraSite | None = None) -> None:
+        """The next ``times`` bulkfetch answers that ask for this issue list it in ``issueErrors``
+        (Jira's "could not be retrieved, try again") instead of returning it."""
+        with self._lock:
+            target = site or self.default_site
+            issue = target.find_issue(key)
+            if issue is None:
+                raise KeyError(f"no issue {key} on site {target.name}")
+            target.bulkfetch_errors[issue.id] = target.bulkfetch_errors.get(issue.id, 0) + times
+
     def set_status(self, key: str, status_name: str, *, site: JiraSite | None = None) -> None:
         """Put an issue in a status directly, bypassing the workflow's transitions."""
         with self._lock:
@@ -399,6 +421,21 @@ class JiraCloudEmulator:
         """
         with self._lock:
             self._dispatcher.delays.add(DelayRule(_method(method), re.compile(path_regex), times, seconds))
+
+    @property
+    def answer_delays(self) -> AnswerDelays:
+        """How late every Jira REST answer comes (see :meth:`set_answer_delays`)."""
+        return self._dispatcher.answer_delays
+
+    def set_answer_delays(self, per_call: float = 0.0, per_issue: float = 0.0, *, per_id: float = 0.0) -> None:
+        """Answer every Jira REST call like the real service: ``per_call`` seconds late, plus
+        ``per_issue`` for each issue the answer carries with fields (a search page, a bulkfetch,
+        an issue), plus ``per_id`` for each issue listed by id or key only. Jira Cloud answers a
+        100-issue search page in a few hundred milliseconds: ``set_answer_delays(0.15, 0.002)``.
+        The work is done at once; only the answer waits, outside the emulator's lock, so calls
+        sent in parallel wait in parallel. All zero (the default) turns it off."""
+        with self._lock:
+            self._dispatcher.answer_delays = AnswerDelays(per_call, per_issue, per_id)
 
     def rate_limit(
         self,

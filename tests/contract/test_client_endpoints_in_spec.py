@@ -36,9 +36,10 @@ def _transition(client: JiraClient) -> None:
 EXERCISES: dict[str, Callable[[JiraClient], Any]] = {
     "myself": lambda client: client.myself(),
     "server_info": lambda client: client.server_info(),
-    "search_issues": lambda client: list(
-        client.search_issues("project = ENG ORDER BY key", fields="summary", page_size=2)
-    ),
+    "search_issues": lambda client: [
+        *client.search_issues("project = ENG ORDER BY key", fields="summary", page_size=2),
+        *client.search_issues("project = ENG ORDER BY key", fields="summary", page_size=2, parallelism=2),
+    ],
     "approximate_count": lambda client: client.approximate_count("project = ENG"),
     "get_issue": lambda client: client.get_issue(KEY, fields=["summary", "status"], expand="names"),
     "bulk_fetch": lambda client: list(client.bulk_fetch([KEY, "ENG-2", "ENG-404"], fields="summary")),

@@ -109,6 +109,7 @@ class Exercise:
 def _exercises() -> dict[str, Exercise]:
     ops = operators
     search = ops.JiraSearchOperator(task_id="t", jql="project = ENG", jira_conn_id=CONN_ID)
+    search_parallel = ops.JiraSearchOperator(task_id="t", jql="project = ENG", parallelism=2, jira_conn_id=CONN_ID)
     create = ops.JiraCreateIssueOperator(task_id="t", project_key="ENG", summary="one", jira_conn_id=CONN_ID)
     create_many = ops.JiraCreateIssueOperator(
         task_id="t", project_key="ENG", issues=[{"summary": "a"}, {"summary": "b"}], jira_conn_id=CONN_ID
@@ -136,6 +137,7 @@ def _exercises() -> dict[str, Exercise]:
 
     return {
         "JiraSearchOperator": of(search, lambda: search.execute(_context())),
+        "JiraSearchOperator(parallel)": of(search_parallel, lambda: search_parallel.execute(_context())),
         "JiraCreateIssueOperator(one)": of(create, lambda: create.execute(_context())),
         "JiraCreateIssueOperator(many)": of(create_many, lambda: create_many.execute(_context())),
         "JiraUpdateIssueOperator": of(update, lambda: update.execute(_context())),

@@ -88,6 +88,40 @@ def test_search_renders_jql_fields_and_output_path_from_the_task_context() -> No
     assert op.output_path == "/data/ENG/2026-01-01.jsonl"
 
 
+def test_search_parallelism_is_templated_and_reaches_the_client(jira: Jira, context) -> None:
+    from airflow.sdk.definitions._internal.templater import SandboxedEnvironment
+
+    jira.emu.seed_issues(project="ENG", count=115)
+    op = JiraSearchOperator(
+        task_id="s",
+        jql="project = ENG ORDER BY key DESC",
+        fields=["summary"],
+        page_size=10,
+        parallelism="{{ params.threads }}",
+        jira_conn_id=jira.conn_id,
+    )
+    op.render_template_fields({"params": {"threads": "3"}}, SandboxedEnvironment())
+    jira.emu.set_answer_delays(0.02)
+    jira.emu.reset_requests()
+    jira.emu.reset_stats()
+
+    issues = op.execute(context)
+
+    assert op.parallelism == "3"
+    assert [i["key"] for i in issues] == [f"ENG-{n}" for n in range(120, 0, -1)]
+    calls = jira.api_calls()
+    assert calls.count(("POST", "/rest/api/3/search/jql")) == 1
+    assert calls.count(("POST", "/rest/api/3/issue/bulkfetch")) == 12
+    assert jira.emu.stats.peak_concurrent_calls == 3
+
+
+def test_search_without_parallelism_is_the_plain_stream(jira: Jira, context) -> None:
+    op = JiraSearchOperator(task_id="s", jql="project = ENG ORDER BY key", page_size=2, jira_conn_id=jira.conn_id)
+
+    assert len(op.execute(context)) == 5
+    assert {c[1] for c in jira.api_calls()} == {"/rest/api/3/search/jql"}
+
+
 # -- create ----------------------------------------------------------------------------------------
 
 

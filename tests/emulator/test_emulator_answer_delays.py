@@ -1,0 +1,232 @@
+"""The emulator's answer delays (latency like Jira Cloud's), its bulkfetch as Atlassian's spec
+describes it, deleted issues, and the count of calls served at once: over real HTTP."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from airflow_provider_jira_auth.testing import JiraCloudEmulator
+
+API = "/rest/api/3"
+SCOPE_MISMATCH = {"code": 401, "message": "Unauthorized; scope does not match"}
+
+
+@pytest.fixture
+def emu() -> Iterator[JiraCloudEmulator]:
+    with JiraCloudEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+def auth(emu: JiraCloudEmulator) -> tuple[str, str]:
+    return emu.default_user.email, emu.default_user.api_token
+
+
+def post(http: requests.Session, emu: JiraCloudEmulator, path: str, body: dict) -> requests.Response:
+    return http.post(f"{emu.url}{API}{path}", json=body, auth=auth(emu), timeout=10)
+
+
+def timed(call) -> tuple[requests.Response, float]:
+    started = time.perf_counter()
+    response = call()
+    return response, time.perf_counter() - started
+
+
+# -- answer delays ------------------------------------------------------------------------------------
+
+
+def test_without_answer_delays_a_search_page_comes_back_at_once(emu, http) -> None:
+    emu.seed_issues(count=100)
+
+    response, seconds = timed(lambda: post(http, emu, "/search/jql", {"jql": "project = ENG", "fields": ["summary"]}))
+
+    assert response.status_code == 200 and not emu.answer_delays.active
+    assert seconds < 0.15
+
+
+def test_a_page_of_issues_is_late_by_the_call_latency_plus_the_cost_of_each_issue(emu, http) -> None:
+    emu.seed_issues(count=50)
+    emu.set_answer_delays(0.1, 0.004)
+    body = {"jql": "project = ENG", "fields": ["summary"], "maxResults": 50}
+
+    response, seconds = timed(lambda: post(http, emu, "/search/jql", body))
+    _, one = timed(lambda: post(http, emu, "/search/jql", {**body, "maxResults": 1}))
+
+    assert len(response.json()["issues"]) == 50
+    assert 0.3 <= seconds < 0.3 + 0.25  # 0.1 + 50 x 0.004
+    assert 0.1 <= one < 0.1 + 0.15
+
+
+def test_ids_listed_without_fields_are_charged_the_per_id_cost_not_the_per_issue_one(emu, http) -> None:
+    emu.seed_issues(count=200)
+    emu.set_answer_delays(0.05, 0.01, per_id=0.0)
+
+    response, seconds = timed(
+        lambda: post(http, emu, "/search/jql", {"jql": "project = ENG", "fields": ["id"], "maxResults": 200})
+    )
+
+    assert len(response.json()["issues"]) == 200
+    assert 0.05 <= seconds < 0.05 + 0.2  # not 2 s: 200 x 0.01
+
+
+def test_a_bulkfetch_is_charged_per_issue_returned(emu, http) -> None:
+    emu.seed_issues(count=40)
+    emu.set_answer_delays(0.0, 0.01)
+
+    response, seconds = timed(
+        lambda: post(http, emu, "/issue/bulkfetch", {"issueIdsOrKeys": [f"ENG-{n}" for n in range(1, 41)]})
+    )
+
+    assert len(response.json()["issues"]) == 40
+    assert 0.4 <= seconds < 0.4 + 0.25
+
+
+def test_delayed_calls_sent_side_by_side_wait_side_by_side_and_are_counted_as_concurrent(emu) -> None:
+    emu.set_answer_delays(0.3)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            requests.get(f"{emu.url}{API}/myself", auth=auth(emu), timeout=10).raise_for_status()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+
+    assert not errors
+    assert seconds < 0.3 * 4 - 0.3  # not one after the other
+    assert emu.stats.peak_concurrent_calls == 4
+    emu.reset_stats()
+    assert emu.stats.peak_concurrent_calls == 0
+
+
+def test_negative_answer_delays_are_refused(emu) -> None:
+    with pytest.raises(ValueError, match=">= 0"):
+        emu.set_answer_delays(-0.1)
+
+
+def test_the_command_line_sets_answer_delays() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_jira_auth.testing",
+            "--issues",
+            "3",
+            "--answer-delay",
+            "0.2",
+            "--per-issue-delay",
+            "0.01",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("Press Ctrl-C"):
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            lines.append(line.rstrip("\n"))
+        url = re.search(r"running at (\S+)", lines[0]).group(1)
+        email = re.search(r"user:\s+(\S+)", "\n".join(lines)).group(1)
+        token = re.search(r"API token:\s+(\S+)", "\n".join(lines)).group(1)
+
+        started = time.perf_counter()
+        response = requests.post(
+            f"{url}{API}/search/jql", json={"jql": "project = ENG", "fields": ["summary"]}, auth=(email, token), timeout=10
+        )
+        seconds = time.perf_counter() - started
+
+        assert len(response.json()["issues"]) == 3
+        assert 0.23 <= seconds < 0.23 + 0.2
+        assert "answers delayed 0.2 s a call + 0.01 s an issue" in "\n".join(lines)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# -- bulkfetch as the spec has it -----------------------------------------------------------------------
+
+
+def test_bulkfetch_answers_in_ascending_id_order_whatever_order_was_asked(emu, http) -> None:
+    emu.seed_issues(count=5)
+
+    body = post(http, emu, "/issue/bulkfetch", {"issueIdsOrKeys": ["ENG-4", "10002", "eng-5", "ENG-1"]}).json()
+
+    assert [i["key"] for i in body["issues"]] == ["ENG-1", "ENG-2", "ENG-4", "ENG-5"]
+    assert body["issueErrors"] == []
+    # The default fields are the navigable ones.
+    assert {"summary", "status", "labels"} <= set(body["issues"][0]["fields"])
+
+
+def test_bulkfetch_takes_the_specs_optional_members_and_refuses_others(emu, http) -> None:
+    emu.seed_issues(count=1)
+    full = {"issueIdsOrKeys": ["ENG-1"], "fields": ["summary"], "expand": ["names"], "fieldsByKeys": False,
+            "properties": []}
+
+    assert post(http, emu, "/issue/bulkfetch", full).json()["issues"][0]["fields"] == {
+        "summary": emu.get_issue("ENG-1")["fields"]["summary"]
+    }
+    refused = post(http, emu, "/issue/bulkfetch", {"issueIdsOrKeys": ["ENG-1"], "jql": "project = ENG"})
+    assert refused.status_code == 400 and "jql" in refused.text
+    wrong = post(http, emu, "/issue/bulkfetch", {"issueIdsOrKeys": ["ENG-1"], "expand": "names"})
+    assert wrong.status_code == 400
+
+
+def test_fail_bulkfetch_of_puts_the_issue_in_issue_errors_for_that_many_answers(emu, http) -> None:
+    emu.seed_issues(count=3)
+    emu.fail_bulkfetch_of("ENG-2", times=2)
+    ask = {"issueIdsOrKeys": ["ENG-1", "ENG-2", "ENG-3"], "fields": ["summary"]}
+
+    answers = [post(http, emu, "/issue/bulkfetch", ask).json() for _ in range(3)]
+
+    assert [[i["key"] for i in a["issues"]] for a in answers] == [["ENG-1", "ENG-3"]] * 2 + [["ENG-1", "ENG-2", "ENG-3"]]
+    assert [[e["id"] for e in a["issueErrors"]] for a in answers] == [["10002"], ["10002"], []]
+    assert answers[0]["issueErrors"][0]["errorMessage"]
+
+
+def test_bulkfetch_needs_read_jira_work_through_the_gateway(emu, http) -> None:
+    emu.seed_issues(count=1)
+    writer = emu.add_user("writer@example.com", scopes=["write:jira-work"])
+    reader = emu.add_user("reader@example.com", scopes=["read:jira-work"])
+    url = f"{emu.api_url}/ex/jira/{emu.cloud_id}{API}/issue/bulkfetch"
+
+    refused = http.post(url, json={"issueIdsOrKeys": ["ENG-1"]}, auth=(writer.email, writer.api_token))
+    allowed = http.post(url, json={"issueIdsOrKeys": ["ENG-1"]}, auth=(reader.email, reader.api_token))
+
+    assert refused.status_code == 401 and refused.json() == SCOPE_MISMATCH
+    assert [i["key"] for i in allowed.json()["issues"]] == ["ENG-1"]
+
+
+def test_a_deleted_issue_is_gone_from_lookups_bulkfetch_and_new_searches(emu, http) -> None:
+    emu.seed_issues(count=3)
+
+    emu.delete_issue("ENG-2")
+
+    assert http.get(f"{emu.url}{API}/issue/ENG-2", auth=auth(emu)).status_code == 404
+    fetched = post(http, emu, "/issue/bulkfetch", {"issueIdsOrKeys": ["ENG-1", "ENG-2", "ENG-3"]}).json()
+    assert [i["key"] for i in fetched["issues"]] == ["ENG-1", "ENG-3"] and fetched["issueErrors"] == []
+    found = post(http, emu, "/search/jql", {"jql": "project = ENG ORDER BY key"}).json()
+    assert [i["id"] for i in found["issues"]] == ["10001", "10003"]
+    with pytest.raises(KeyError):
+        emu.delete_issue("ENG-2")
