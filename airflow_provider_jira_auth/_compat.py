@@ -17,12 +17,17 @@ then fails with Airflow's own ImportError instead of silently taking the other b
 - ``dag_bag_class()``: ``airflow.dag_processing.dagbag`` from 3.2, ``airflow.models.dagbag`` before.
 - ``resolve_user_from_token``: ``airflow.api_fastapi.core_api.security.resolve_user_from_token``
   from 3.1, ``get_user`` (same job) in 3.0.
+- ``get_connection(hook, conn_id)``: ``hook.get_connection``, except that on 3.0 and 3.1, which
+  refuse a connection whose extra is not JSON and report it as not defined, a JSON environment
+  variable connection is handed over as it is, so the hook's settings name the JSON error.
 - ``callback_error(context)``: ``context["exception"]``, except under ``dag.test()`` on 3.2,
   which leaves it empty in task callbacks (see the function).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -46,6 +51,7 @@ __all__ = [
     "TaskDeferred",
     "callback_error",
     "dag_bag_class",
+    "get_connection",
     "import_string",
     "redact",
     "resolve_user_from_token",
@@ -139,6 +145,48 @@ async def resolve_user_from_token(token: str) -> Any:
     else:
         from airflow.api_fastapi.core_api.security import get_user as resolve
     return await resolve(token)
+
+
+def get_connection(hook: Any, conn_id: str) -> Any:
+    """``hook.get_connection(conn_id)``, a connection whose extra is not JSON included.
+
+    Airflow 3.0 and 3.1 refuse such a connection while looking it up and then report that it
+    "isn't defined" (the reason only in a debug log). For the form a user sets in the task's
+    environment, ``AIRFLOW_CONN_<ID>`` holding a JSON object, this returns the connection as
+    Airflow 3.2+ does, with the extra string as written, so that validating it says what is
+    wrong and where. Any other missing connection is Airflow's error, unchanged.
+    """
+    from airflow.exceptions import AirflowNotFoundException
+
+    try:
+        return hook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        if AIRFLOW_V_3_2_PLUS or not _extra_is_not_json(raw := os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")):
+            raise
+    from airflow.sdk import Connection
+    from airflow.sdk.log import mask_secret
+
+    conn = Connection.from_json(raw, conn_id=conn_id)
+    for secret in (conn.password, conn.extra):
+        if secret:
+            mask_secret(str(secret))
+    return conn
+
+
+def _extra_is_not_json(conn_json: str) -> bool:
+    """Whether ``conn_json`` is a connection as a JSON object whose ``extra`` string is not JSON."""
+    try:
+        fields = json.loads(conn_json) if conn_json.lstrip().startswith("{") else None
+    except ValueError:
+        return False
+    extra = fields.get("extra") if isinstance(fields, dict) else None
+    if not isinstance(extra, str):
+        return False
+    try:
+        json.loads(extra)
+    except ValueError:
+        return True
+    return False
 
 
 _TASK_RUNNER = "airflow.sdk.execution_time.task_runner"
