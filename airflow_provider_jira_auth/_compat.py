@@ -61,7 +61,7 @@ __all__ = [
 
 #: The oldest Airflow this provider runs on; pyproject's ``apache-airflow>=`` says the same
 #: (a unit test checks they agree).
-MIN_AIRFLOW_VERSION = Version("3.0.0")
+MIN_AIRFLOW_VERSION = Version("3.0.6")
 
 AIRFLOW_VERSION = Version(Version(AIRFLOW_VERSION_STRING).base_version)
 AIRFLOW_V_3_1_PLUS = AIRFLOW_VERSION >= Version("3.1.0")
