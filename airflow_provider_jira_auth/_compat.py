@@ -17,9 +17,13 @@ then fails with Airflow's own ImportError instead of silently taking the other b
 - ``dag_bag_class()``: ``airflow.dag_processing.dagbag`` from 3.2, ``airflow.models.dagbag`` before.
 - ``resolve_user_from_token``: ``airflow.api_fastapi.core_api.security.resolve_user_from_token``
   from 3.1, ``get_user`` (same job) in 3.0.
+- ``aget_connection(conn_id)``: ``BaseHook.aget_connection`` from 3.1; 3.0 has none, and its
+  triggers call ``BaseHook.get_connection`` through asgiref's ``sync_to_async``.
 - ``get_connection(hook, conn_id)``: ``hook.get_connection``, except that on 3.0 and 3.1, which
   refuse a connection whose extra is not JSON and report it as not defined, a JSON environment
   variable connection is handed over as it is, so the hook's settings name the JSON error.
+- ``resume_sensor(...)``: ``BaseSensorOperator.resume_execution``; 3.0 fails a ``soft_fail``
+  sensor whose deferral timed out (Airflow's own trigger timeout), 3.1+ skips it: so does this.
 - ``callback_error(context)``: ``context["exception"]``, except under ``dag.test()`` on 3.2,
   which leaves it empty in task callbacks (see the function).
 """
@@ -43,6 +47,7 @@ __all__ = [
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_VERSION",
     "MIN_AIRFLOW_VERSION",
+    "aget_connection",
     "AirflowFailException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
@@ -55,6 +60,7 @@ __all__ = [
     "import_string",
     "redact",
     "resolve_user_from_token",
+    "resume_sensor",
     "should_hide_value_for_key",
     "task_conf",
 ]
@@ -147,6 +153,15 @@ async def resolve_user_from_token(token: str) -> Any:
     return await resolve(token)
 
 
+async def aget_connection(conn_id: str) -> Any:
+    """A connection looked up from async code (a trigger), without blocking the event loop."""
+    if AIRFLOW_V_3_1_PLUS:
+        return await BaseHook.aget_connection(conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
 def get_connection(hook: Any, conn_id: str) -> Any:
     """``hook.get_connection(conn_id)``, a connection whose extra is not JSON included.
 
@@ -187,6 +202,22 @@ def _extra_is_not_json(conn_json: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+def resume_sensor(resume: Any, sensor: Any, next_method: str, next_kwargs: Any, context: Any) -> Any:
+    """``resume(next_method, next_kwargs, context)``, the sensor's ``BaseSensorOperator.resume_execution``.
+
+    Airflow 3.0 turns a deferral timeout into ``AirflowSensorTimeout`` after its ``soft_fail``
+    check, so a ``soft_fail`` sensor fails; 3.1 and later skip it, as in poke mode.
+    """
+    if AIRFLOW_V_3_1_PLUS:
+        return resume(next_method, next_kwargs, context)
+    try:
+        return resume(next_method, next_kwargs, context)
+    except AirflowSensorTimeout as e:
+        if getattr(sensor, "soft_fail", False):
+            raise AirflowSkipException("Skipping due to soft_fail is set to True.") from e
+        raise
 
 
 _TASK_RUNNER = "airflow.sdk.execution_time.task_runner"

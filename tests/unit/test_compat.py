@@ -87,3 +87,14 @@ def test_callback_error_finds_the_error_the_task_runner_is_finalizing() -> None:
         namespace,
     )
     assert namespace["finalize"](None, None, {}, None, error) is error
+
+
+def test_a_trigger_looks_connections_up_from_async_code(monkeypatch) -> None:
+    import asyncio
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_ASYNC", json.dumps({"conn_type": "jira_cloud", "host": "https://a.atlassian.net"}))
+
+    conn = asyncio.run(_compat.aget_connection("jira_async"))
+
+    assert conn.conn_id == "jira_async" and conn.host == "https://a.atlassian.net"
