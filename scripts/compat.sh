@@ -105,8 +105,9 @@ if [ "${1:-}" = "--freeze" ]; then
   pyver=$("$venv/bin/python" -c 'import sys; print(".".join(map(str, sys.version_info[:2])))')
   {
     echo "# Known-good pins for apache-airflow $patch (Airflow $minor) with airflow-provider-jira-auth, Python $pyver."
-    echo "# Produced $(date -u +%Y-%m-%d) by \`pip freeze\` (uv pip freeze --exclude-editable) of a virtualenv in which"
-    echo "# \`make compat COMPAT_MINORS=$minor\` passed: fast tests, \`airflow providers hooks\`, every example DAG."
+    echo "# Produced $(date -u +%Y-%m-%d) by \`uv pip freeze --exclude-editable\` of a virtualenv in which \`scripts/compat.sh $minor\`"
+    echo "# passed: every module imports and the fast tests pass, \`airflow providers hooks\` loads JiraCloudHook, every"
+    echo "# example DAG runs with \`airflow dags test\` against the emulator. CI (.ci/run, make compat) re-checks these pins."
     echo "# Regenerate: scripts/compat.sh --freeze $minor $patch [REQ ...] (installs with only REQ pinned, checks, freezes)."
     echo "# Use: pip install \"apache-airflow==$patch\" airflow-provider-jira-auth --constraint $out"
     "$venv/bin/uv" pip freeze --python "$venv/bin/python" --exclude-editable | grep -v '^airflow-provider-jira-auth'
