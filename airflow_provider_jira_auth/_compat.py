@@ -181,7 +181,11 @@ def get_connection(hook: Any, conn_id: str) -> Any:
     from airflow.sdk import Connection
     from airflow.sdk.log import mask_secret
 
-    conn = Connection.from_json(raw, conn_id=conn_id)
+    fields = json.loads(raw)
+    kept = {k: fields[k] for k in ("conn_type", "description", "host", "schema", "login", "password") if k in fields}
+    if fields.get("port") not in (None, ""):
+        kept["port"] = int(fields["port"])
+    conn = Connection(conn_id=conn_id, extra=fields["extra"], **kept)  # 3.0's has no from_json
     for secret in (conn.password, conn.extra):
         if secret:
             mask_secret(str(secret))
