@@ -17,12 +17,21 @@ then fails with Airflow's own ImportError instead of silently taking the other b
 - ``dag_bag_class()``: ``airflow.dag_processing.dagbag`` from 3.2, ``airflow.models.dagbag`` before.
 - ``resolve_user_from_token``: ``airflow.api_fastapi.core_api.security.resolve_user_from_token``
   from 3.1, ``get_user`` (same job) in 3.0.
+- ``aget_connection(conn_id)``: ``BaseHook.aget_connection`` from 3.1; 3.0 has none, and its
+  triggers call ``BaseHook.get_connection`` through asgiref's ``sync_to_async``.
+- ``get_connection(hook, conn_id)``: ``hook.get_connection``, except that on 3.0 and 3.1, which
+  refuse a connection whose extra is not JSON and report it as not defined, a JSON environment
+  variable connection is handed over as it is, so the hook's settings name the JSON error.
+- ``resume_sensor(...)``: ``BaseSensorOperator.resume_execution``; 3.0 fails a ``soft_fail``
+  sensor whose deferral timed out (Airflow's own trigger timeout), 3.1+ skips it: so does this.
 - ``callback_error(context)``: ``context["exception"]``, except under ``dag.test()`` on 3.2,
   which leaves it empty in task callbacks (see the function).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,6 +47,7 @@ __all__ = [
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_VERSION",
     "MIN_AIRFLOW_VERSION",
+    "aget_connection",
     "AirflowFailException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
@@ -46,16 +56,18 @@ __all__ = [
     "TaskDeferred",
     "callback_error",
     "dag_bag_class",
+    "get_connection",
     "import_string",
     "redact",
     "resolve_user_from_token",
+    "resume_sensor",
     "should_hide_value_for_key",
     "task_conf",
 ]
 
 #: The oldest Airflow this provider runs on; pyproject's ``apache-airflow>=`` says the same
 #: (a unit test checks they agree).
-MIN_AIRFLOW_VERSION = Version("3.0.0")
+MIN_AIRFLOW_VERSION = Version("3.0.6")
 
 AIRFLOW_VERSION = Version(Version(AIRFLOW_VERSION_STRING).base_version)
 AIRFLOW_V_3_1_PLUS = AIRFLOW_VERSION >= Version("3.1.0")
@@ -139,6 +151,77 @@ async def resolve_user_from_token(token: str) -> Any:
     else:
         from airflow.api_fastapi.core_api.security import get_user as resolve
     return await resolve(token)
+
+
+async def aget_connection(conn_id: str) -> Any:
+    """A connection looked up from async code (a trigger), without blocking the event loop."""
+    if AIRFLOW_V_3_1_PLUS:
+        return await BaseHook.aget_connection(conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
+def get_connection(hook: Any, conn_id: str) -> Any:
+    """``hook.get_connection(conn_id)``, a connection whose extra is not JSON included.
+
+    Airflow 3.0 and 3.1 refuse such a connection while looking it up and then report that it
+    "isn't defined" (the reason only in a debug log). For the form a user sets in the task's
+    environment, ``AIRFLOW_CONN_<ID>`` holding a JSON object, this returns the connection as
+    Airflow 3.2+ does, with the extra string as written, so that validating it says what is
+    wrong and where. Any other missing connection is Airflow's error, unchanged.
+    """
+    from airflow.exceptions import AirflowNotFoundException
+
+    try:
+        return hook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        if AIRFLOW_V_3_2_PLUS or not _extra_is_not_json(raw := os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")):
+            raise
+    from airflow.sdk import Connection
+    from airflow.sdk.log import mask_secret
+
+    fields = json.loads(raw)
+    kept = {k: fields[k] for k in ("conn_type", "description", "host", "schema", "login", "password") if k in fields}
+    if fields.get("port") not in (None, ""):
+        kept["port"] = int(fields["port"])
+    conn = Connection(conn_id=conn_id, extra=fields["extra"], **kept)  # 3.0's has no from_json
+    for secret in (conn.password, conn.extra):
+        if secret:
+            mask_secret(str(secret))
+    return conn
+
+
+def _extra_is_not_json(conn_json: str) -> bool:
+    """Whether ``conn_json`` is a connection as a JSON object whose ``extra`` string is not JSON."""
+    try:
+        fields = json.loads(conn_json) if conn_json.lstrip().startswith("{") else None
+    except ValueError:
+        return False
+    extra = fields.get("extra") if isinstance(fields, dict) else None
+    if not isinstance(extra, str):
+        return False
+    try:
+        json.loads(extra)
+    except ValueError:
+        return True
+    return False
+
+
+def resume_sensor(resume: Any, sensor: Any, next_method: str, next_kwargs: Any, context: Any) -> Any:
+    """``resume(next_method, next_kwargs, context)``, the sensor's ``BaseSensorOperator.resume_execution``.
+
+    Airflow 3.0 turns a deferral timeout into ``AirflowSensorTimeout`` after its ``soft_fail``
+    check, so a ``soft_fail`` sensor fails; 3.1 and later skip it, as in poke mode.
+    """
+    if AIRFLOW_V_3_1_PLUS:
+        return resume(next_method, next_kwargs, context)
+    try:
+        return resume(next_method, next_kwargs, context)
+    except AirflowSensorTimeout as e:
+        if getattr(sensor, "soft_fail", False):
+            raise AirflowSkipException("Skipping due to soft_fail is set to True.") from e
+        raise
 
 
 _TASK_RUNNER = "airflow.sdk.execution_time.task_runner"

@@ -3,6 +3,12 @@
 Used by ``make demo``, and by ``make compat`` with each older Airflow's virtualenv (run this
 script with that virtualenv's python). Airflow keeps its metadata in SQLite under
 ``.airflow-demo/`` (or ``$JIRA_DEMO_HOME``), and the emulator listens on 127.0.0.1.
+
+Every DAG runs through Airflow's own ``airflow dags test`` command (its CLI parser and command
+function), one DAG after the other in a single Airflow process: each ``airflow dags test``
+process would otherwise spend most of its time starting Airflow and building the in-process
+execution API, which the command builds once per process. That process's output is split into
+one log per DAG.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,6 +56,10 @@ def notifier_ticket_problem(emu: JiraCloudEmulator) -> str | None:
     return f"the notifier opened no ticket labelled {label}"
 
 
+#: Written by the Airflow process between DAGs: "<MARK> start <dag id>", "<MARK> end <dag id> <exit code>".
+MARK = "#### run_examples"
+
+
 # dag id -> what must hold afterwards, besides `airflow dags test` succeeding
 OUTCOMES = {"jira_operators_notifier": notifier_ticket_problem}
 
@@ -81,6 +92,69 @@ def run(cmd: list[str], env: dict[str, str], log_name: str, *, may_fail: bool = 
     return proc
 
 
+def dags_test(dag_ids: list[str], env: dict[str, str], emu: JiraCloudEmulator) -> dict[str, tuple[int, float, list]]:
+    """Run ``airflow dags test`` for each DAG in one Airflow process; per DAG: exit code, seconds, Jira calls.
+
+    The output before the first DAG goes to ``dags-test.log``, each DAG's to ``<dag id>.log``.
+    """
+    results: dict[str, tuple[int, float, list]] = {}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--dags-test", *dag_ids]
+    log = (HOME / "dags-test.log").open("w")
+    current = None
+    started, before = time.monotonic(), 0
+    try:
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+                              text=True, errors="replace") as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith(MARK):
+                    what, dag_id, *rest = line[len(MARK):].split()
+                    log.close()
+                    if what == "start":
+                        current, started, before = dag_id, time.monotonic(), len(emu.requests)
+                        log = (HOME / f"{dag_id}.log").open("w")
+                    else:
+                        results[dag_id] = (int(rest[0]), time.monotonic() - started, emu.requests[before:])
+                        current, log = None, (HOME / "dags-test.log").open("a")
+                    continue
+                log.write(line)
+        if proc.returncode and current is None and not results:
+            print(f"\nthe Airflow process running the DAGs failed (exit {proc.returncode}); see {HOME / 'dags-test.log'}")
+        if current is not None:  # it died inside a DAG
+            results[current] = (proc.returncode or 1, time.monotonic() - started, emu.requests[before:])
+    finally:
+        log.close()
+    return results
+
+
+def _dags_test_here(dag_ids: list[str]) -> int:
+    """In the Airflow process: ``airflow dags test <dag id>`` for each, through Airflow's CLI."""
+    from airflow.cli import cli_parser
+
+    parser = cli_parser.get_parser()
+
+    def mark(text: str) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(1, f"{MARK} {text}\n".encode())
+
+    for dag_id in dag_ids:
+        mark(f"start {dag_id}")
+        code = 0
+        try:
+            args = parser.parse_args(["dags", "test", dag_id])
+            args.func(args)
+        except SystemExit as exc:  # "DagRun failed", or an argument error
+            if exc.code not in (None, 0):
+                print(f"airflow dags test {dag_id}: {exc.code}", file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        mark(f"end {dag_id} {code}")
+    return 0
+
+
 def main() -> int:
     HOME.mkdir(exist_ok=True)
     for old_log in HOME.glob("*.log"):
@@ -102,23 +176,27 @@ def main() -> int:
         seed_token = json.loads(oauth_json)["extra"]["refresh_token"]
 
         failed = []
+        results = dags_test(list(EXAMPLES), env, emu)
         for dag_id, auth in EXAMPLES.items():
-            before = len(emu.requests)
-            started = time.monotonic()
-            proc = run([AIRFLOW, "dags", "test", dag_id], env, f"{dag_id}.log")
-            calls = emu.requests[before:]
-            log_text = (HOME / f"{dag_id}.log").read_text(errors="replace")
+            returncode, seconds, calls = results.get(dag_id, (None, 0.0, []))
+            log_text = (HOME / f"{dag_id}.log").read_text(errors="replace") if (HOME / f"{dag_id}.log").exists() else ""
             problems = [f"the log says {text!r}" for text in CALLBACK_FAILURES if text in log_text]
+            if returncode is None:
+                problems.append("airflow dags test never ran it (see dags-test.log)")
             if dag_id in OUTCOMES and (problem := OUTCOMES[dag_id](emu)):
                 problems.append(problem)
-            verdict = "succeeded" if proc.returncode == 0 and not problems else "FAILED"
-            print(f"\n{dag_id} ({auth} auth): {verdict} in {time.monotonic() - started:.1f}s, "
+            verdict = "succeeded" if returncode == 0 and not problems else "FAILED"
+            print(f"\n{dag_id} ({auth} auth): {verdict} in {seconds:.1f}s, "
                   f"{len(calls)} Jira calls; log: {HOME / (dag_id + '.log')}")
             for call in calls:
                 print(f"  {call.method:5} {call.path} -> {call.status}")
             for problem in problems:
                 print(f"  problem: {problem}")
-            if proc.returncode or problems:
+            if returncode != 0 and returncode is not None:
+                tail = log_text.splitlines()[-40:]
+                print(f"  airflow dags test {dag_id} failed (exit {returncode}); last lines of its log:")
+                print("\n".join("    " + line for line in tail))
+            if returncode or problems:
                 failed.append(dag_id)
 
         stored = json.loads(
@@ -147,4 +225,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--dags-test"]:
+        sys.exit(_dags_test_here(sys.argv[2:]))
     sys.exit(main())

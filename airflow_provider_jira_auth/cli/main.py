@@ -203,17 +203,32 @@ def authorize(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
+    if args.json:
+        # Only the JSON on stdout: Airflow 3.2 logs to stdout (e.g. alembic's plugin set-up) while
+        # the connection is read, so stdout points at stderr until the report is ready.
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        try:
+            report = _connection_status(args.conn_id)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        print(json.dumps(report, indent=2))
+        return 0
+    report = _connection_status(args.conn_id)
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        shown = " ".join(value) if isinstance(value, list) else value
+        print(f"{key.replace('_', ' '):<{width}}  {'-' if shown in (None, '') else shown}")
+    return 0
+
+
+def _connection_status(conn_id: str) -> dict[str, Any]:
     from airflow_provider_jira_auth.consent.storage import connection_status
 
-    report = connection_status(args.conn_id)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        width = max(len(key) for key in report)
-        for key, value in report.items():
-            shown = " ".join(value) if isinstance(value, list) else value
-            print(f"{key.replace('_', ' '):<{width}}  {'-' if shown in (None, '') else shown}")
-    return 0
+    return connection_status(conn_id)
 
 
 if __name__ == "__main__":

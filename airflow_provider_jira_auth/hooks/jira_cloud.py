@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.log import mask_secret
 
-from airflow_provider_jira_auth._compat import BaseHook
+from airflow_provider_jira_auth._compat import BaseHook, get_connection
 
 from airflow_provider_jira_auth.auth.token_state import token_health
 from airflow_provider_jira_auth.client.errors import JiraError
@@ -68,7 +68,7 @@ class JiraCloudHook(BaseHook):
     @cached_property
     def settings(self) -> JiraConnectionSettings:
         """The connection's settings, validated; every secret is masked as it is read."""
-        return self.settings_from_connection(self.jira_conn_id, self.get_connection(self.jira_conn_id))
+        return self.settings_from_connection(self.jira_conn_id, get_connection(self, self.jira_conn_id))
 
     # -- client -----------------------------------------------------------------------------
 

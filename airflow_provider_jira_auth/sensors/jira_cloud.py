@@ -67,6 +67,11 @@ class _JiraSensor(JiraOperatorMixin, BaseSensorOperator):
     def trigger(self, *, timeout_at: float) -> BaseTrigger:
         raise NotImplementedError
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        from airflow_provider_jira_auth._compat import resume_sensor
+
+        return resume_sensor(super().resume_execution, self, next_method, next_kwargs, context)
+
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resumes the task when the trigger fires (timeout and soft_fail as in poke mode)."""
         status = event.get("status")

@@ -3,7 +3,7 @@
 A trigger shares one event loop with every other trigger of its triggerer, so it must never
 block. How this one keeps that promise:
 
-* the connection comes from ``await BaseHook.aget_connection(conn_id)``;
+* the connection comes from ``await aget_connection(conn_id)`` (``_compat``: ``BaseHook.aget_connection`` from Airflow 3.1);
 * the Jira calls go through :class:`~airflow_provider_jira_auth.client.async_http.AsyncJiraClient`
   (``httpx.AsyncClient``);
 * what is blocking by nature runs in a worker thread (``asyncio.to_thread``): building the
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jira_auth._compat import BaseHook
+from airflow_provider_jira_auth._compat import aget_connection
 from airflow_provider_jira_auth.client.errors import JiraError, JiraTriggerError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
@@ -70,7 +70,7 @@ class _JiraPollingTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client: AsyncJiraClient | None = None
         try:
-            conn = await BaseHook.aget_connection(self.jira_conn_id)
+            conn = await aget_connection(self.jira_conn_id)
             client = await asyncio.to_thread(self._build_client, conn)
             await asyncio.to_thread(self._check_scopes, client)
             while True:

@@ -18,9 +18,9 @@ from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
 def logged(text: str) -> str:
     """``text`` as Airflow's masker lets it into a log."""
-    from airflow.sdk.log import _secrets_masker
+    from airflow_provider_jira_auth._compat import redact
 
-    return _secrets_masker().redact(text)
+    return redact(text)
 
 
 def test_the_basic_authorization_header_is_masked(monkeypatch) -> None:

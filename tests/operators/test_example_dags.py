@@ -48,12 +48,12 @@ def _dags_folder() -> Path:
 
 def _load(path: Path, dag_id: str) -> Any:
     """The DAG from ``path``, copied into the DAGs folder (dag.test() serializes from there)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_jira_auth._compat import dag_bag_class
 
     target = _dags_folder() / path.name
     if path != target:
         shutil.copyfile(path, target)
-    bag = DagBag(dag_folder=str(target))
+    bag = dag_bag_class()(dag_folder=str(target))
     assert bag.import_errors == {}
     return bag.get_dag(dag_id)
 

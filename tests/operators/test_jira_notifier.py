@@ -13,7 +13,8 @@ from airflow_provider_jira_auth.notifications.jira_cloud import MAX_LABEL_LENGTH
 
 
 def _failure(ti: FakeTaskInstance, error: str = "boom") -> dict[str, Any]:
-    return {"ti": ti, "exception": RuntimeError(error)}
+    # "dag" as in every callback context Airflow passes (3.0's notifier reads it unconditionally)
+    return {"ti": ti, "dag": None, "exception": RuntimeError(error)}
 
 
 def _tickets(jira: Jira, label: str) -> list[str]:
@@ -98,7 +99,7 @@ def test_templated_fields_are_rendered_with_the_callback_context(jira: Jira) -> 
 
 def test_a_dag_level_callback_gets_one_ticket_per_dag(jira: Jira) -> None:
     notifier = JiraIssueNotifier(project_key="ENG", jira_conn_id=jira.conn_id)
-    context = {"dag_run": SimpleNamespace(dag_id="etl", run_id="manual__1"), "reason": "task_failure"}
+    context = {"dag": None, "dag_run": SimpleNamespace(dag_id="etl", run_id="manual__1"), "reason": "task_failure"}
 
     notifier(context)
     notifier(context)

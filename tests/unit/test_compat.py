@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 import airflow_provider_jira_auth
 from airflow_provider_jira_auth import _compat
@@ -20,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_declared_airflow_floor_is_the_one_the_code_enforces() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     (airflow,) = [d for d in deps if re.match(r"apache-airflow\b(?!-)", d)]
-    assert airflow == f"apache-airflow>={_compat.MIN_AIRFLOW_VERSION.major}.{_compat.MIN_AIRFLOW_VERSION.minor}"
+    # the oldest release tested: the latest patch of the oldest supported minor (constraints/)
+    assert airflow == f"apache-airflow>={_compat.MIN_AIRFLOW_VERSION}"
+    oldest = sorted((ROOT / "constraints").glob("airflow-*.txt"), key=lambda p: Version(p.stem.removeprefix("airflow-")))[0]
+    assert f"apache-airflow=={_compat.MIN_AIRFLOW_VERSION}" in oldest.read_text().splitlines()
 
 
 def test_each_supported_minor_has_known_good_pins_in_the_repository() -> None:
@@ -83,3 +87,14 @@ def test_callback_error_finds_the_error_the_task_runner_is_finalizing() -> None:
         namespace,
     )
     assert namespace["finalize"](None, None, {}, None, error) is error
+
+
+def test_a_trigger_looks_connections_up_from_async_code(monkeypatch) -> None:
+    import asyncio
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_ASYNC", json.dumps({"conn_type": "jira_cloud", "host": "https://a.atlassian.net"}))
+
+    conn = asyncio.run(_compat.aget_connection("jira_async"))
+
+    assert conn.conn_id == "jira_async" and conn.host == "https://a.atlassian.net"
