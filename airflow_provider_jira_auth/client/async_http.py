@@ -30,8 +30,9 @@ from urllib.parse import quote
 import httpx
 
 from airflow_provider_jira_auth.client.auth_flow import AuthFlow, JiraAuth, as_jira_auth, next_request
-from airflow_provider_jira_auth.client.errors import JiraError, JiraTransportError
+from airflow_provider_jira_auth.client.errors import JiraTransportError
 from airflow_provider_jira_auth.client.error_mapping import bad_credential_header, error_from_response, login_refused
+from airflow_provider_jira_auth.client.paging import next_page_token
 from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT, MAX_PAGE_SIZE, relative_path
 from airflow_provider_jira_auth.client.retry import (
     RETRY_AFTER_STATUSES,
@@ -231,13 +232,9 @@ class AsyncJiraClient:
             body["maxResults"] = max(1, min(page_size, max_results - len(issues), MAX_PAGE_SIZE))
             page = await self.request("POST", "search/jql", json=body) or {}
             issues.extend(page.get("issues") or [])
-            token = page.get("nextPageToken")
-            if page.get("isLast") or not token:
+            token = next_page_token(page.get("nextPageToken"), page.get("isLast"), body.get("nextPageToken"))
+            if token is None:
                 break
-            if token == body.get("nextPageToken"):
-                raise JiraError(
-                    "POST search/jql returned the same nextPageToken twice; stopping instead of looping forever"
-                )
             body["nextPageToken"] = token
         return issues[:max_results]
 

@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 
 from airflow_provider_jira_auth.client.adf import ensure_adf
 from airflow_provider_jira_auth.client.auth_flow import JiraAuth, as_jira_auth, next_request
+from airflow_provider_jira_auth.client.paging import next_page_token
 from airflow_provider_jira_auth.client.bulk import (
     BULK_CREATE_CHUNK,
     BulkCreateResult,
@@ -318,12 +319,9 @@ class JiraClient:
                     issues = issues[:remaining]
                 remaining -= len(issues)
             yield from issues
-            if last or not token:
+            token = next_page_token(token, last, body.get("nextPageToken"))
+            if token is None:
                 return
-            if token == body.get("nextPageToken"):
-                raise JiraError(
-                    "POST search/jql returned the same nextPageToken twice; stopping instead of looping forever"
-                )
             body["nextPageToken"] = token
 
     def approximate_count(self, jql: str) -> int:

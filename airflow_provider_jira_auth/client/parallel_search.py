@@ -54,6 +54,7 @@ from typing import Any, Protocol
 
 from airflow_provider_jira_auth.client.bulk import BULK_FETCH_CHUNK
 from airflow_provider_jira_auth.client.errors import JiraError, JiraSearchPageError
+from airflow_provider_jira_auth.client.paging import next_page_token
 from airflow_provider_jira_auth.client.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -180,13 +181,9 @@ class ParallelSearch(Iterator[dict[str, Any]]):
                 remaining -= len(ids)
             listed += len(ids)
             yield from ids
-            token = page.get("nextPageToken")
-            if page.get("isLast") or not token:
+            token = next_page_token(page.get("nextPageToken"), page.get("isLast"), body.get("nextPageToken"))
+            if token is None:
                 return
-            if token == body.get("nextPageToken"):
-                raise JiraError(
-                    "POST search/jql returned the same nextPageToken twice; stopping instead of looping forever"
-                )
             body["nextPageToken"] = token
 
     def _pages(self) -> Iterator[tuple[int, list[str]]]:

@@ -20,6 +20,7 @@ import html
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -224,16 +225,27 @@ async def connect_page(request: Request, message: str = "", error: str = "", sig
     )
 
 
+async def _form_user(
+    request: Request, conn_id: str, csrf: str, may: Callable[[Any, str], bool], verb: str
+) -> tuple[Any, Response | None]:
+    """The user posting a form about ``conn_id``, or the answer that refuses them: a login redirect,
+    403 when ``may`` says no (for ``verb``: "test", "edit"), 403 for a stale form (CSRF)."""
+    user = await _current_user(request)
+    if user is None:
+        return None, _login_redirect(request)
+    if not await run_in_threadpool(may, user, conn_id):
+        return user, _back(request, error=f"You may not {verb} connection {conn_id}.", status=403)
+    if not hmac.compare_digest(csrf, _csrf_token(user)):
+        return user, _back(request, error="The form is stale: reload the page and try again.", status=403)
+    return user, None
+
+
 @router.post(PAGE_PATH + "/{conn_id}/test")
 async def run_test(request: Request, conn_id: str, csrf: str = Form("")) -> Response:
     """Test the stored connection ``conn_id`` itself (in a thread) and show the hook's answer."""
-    user = await _current_user(request)
-    if user is None:
-        return _login_redirect(request)
-    if not await run_in_threadpool(_may_test, user, conn_id):
-        return _back(request, error=f"You may not test connection {conn_id}.", status=403)
-    if not hmac.compare_digest(csrf, _csrf_token(user)):
-        return _back(request, error="The form is stale: reload the page and try again.", status=403)
+    user, refused = await _form_user(request, conn_id, csrf, _may_test, "test")
+    if refused is not None:
+        return refused
     if not _test_enabled():
         return _back(request, error=_TEST_DISABLED, status=403)
     if await run_in_threadpool(_db_jira_connection, conn_id) is None:
@@ -257,13 +269,9 @@ def _run_test(conn_id: str) -> tuple[bool, str]:
 
 @router.post(PAGE_PATH + "/{conn_id}/start")
 async def start(request: Request, conn_id: str, csrf: str = Form("")) -> Response:
-    user = await _current_user(request)
-    if user is None:
-        return _login_redirect(request)
-    if not await run_in_threadpool(_may_edit, user, conn_id):
-        return _back(request, error=f"You may not edit connection {conn_id}.", status=403)
-    if not hmac.compare_digest(csrf, _csrf_token(user)):
-        return _back(request, error="The form is stale: reload the page and try again.", status=403)
+    user, refused = await _form_user(request, conn_id, csrf, _may_edit, "edit")
+    if refused is not None:
+        return refused
     from airflow_provider_jira_auth.auth.oauth2 import OAuthTokenClient
     from airflow_provider_jira_auth.consent.flow import DEFAULT_SCOPES, new_state, with_offline_access
     from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value
