@@ -114,7 +114,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Keys renamed because Airflow masks every key containing "token" (AIRFLOW3.md: masking), which
+#: Keys renamed because Airflow masks every key containing "token" (Airflow's secrets masker, ``should_hide_value_for_key``), which
 #: showed non-secret settings as "***" and stored that literally from the form's defaults.
 #: The old names keep working, with a deprecation warning naming the new key.
 RENAMED_KEYS: dict[str, str] = {

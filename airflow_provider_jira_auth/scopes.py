@@ -3,7 +3,7 @@
 :data:`OPERATIONS` declares, per :class:`~airflow_provider_jira_auth.client.http.JiraClient`
 operation, the endpoints it calls (method and path template as Atlassian's OpenAPI spec writes
 them) and the classic scopes that spec requires for them (the ``x-atlassian-oauth2-scopes``
-entry whose ``state`` is ``Current``; see ATLASSIAN.md: scopes).
+entry whose ``state`` is ``Current``; Atlassian: "Scopes for OAuth 2.0 (3LO) and Forge apps").
 ``tests/contract/test_declared_scopes_in_spec.py`` derives the scopes from the spec for every
 endpoint the operators call and fails on any difference.
 

@@ -168,7 +168,7 @@ class JiraConnectionSettings:
 
     @property
     def uses_gateway(self) -> bool:
-        """3LO and scoped API tokens only work through the API gateway (see ATLASSIAN.md)."""
+        """3LO and scoped API tokens only work through the API gateway (Atlassian: "Implementing OAuth 2.0 (3LO)")."""
         return self.auth_type == "oauth2" or self.scoped_credential or bool(self.cloud_id)
 
     @property

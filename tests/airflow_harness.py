@@ -1,7 +1,7 @@
 """Run DAGs under a real Airflow executor from pytest.
 
 ``dag.test()`` and ``airflow dags test`` run tasks in the test process: the ORM is not blocked and
-task logs are not masked there (see ../shared/reference/AIRFLOW3.md). This module starts a
+task logs are not masked there (Airflow 3: tasks run in-process, outside the supervisor). This module starts a
 throw-away Airflow deployment instead -- its own AIRFLOW_HOME, its own metadata database, an
 ``airflow api-server``, an ``airflow scheduler`` with the LocalExecutor and an
 ``airflow dag-processor`` -- so that tasks run in processes forked and supervised the way

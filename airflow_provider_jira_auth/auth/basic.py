@@ -38,7 +38,7 @@ class JiraBasicAuth(JiraAuth):
         # The encoded pair is as good as the token itself: callers mask it too.
         self.secret_values = (api_token, encoded)
         # Read by the client and appended to a 401's message: the usual cause of a 401 differs
-        # by route (see ATLASSIAN.md: scoped API tokens).
+        # by route (Atlassian: "Manage API tokens for your Atlassian account", scoped tokens).
         self.unauthorized_hint = GATEWAY_HINT if via_gateway else SITE_HINT
 
     def auth_flow(self, request: R) -> AuthFlow[R]:

@@ -3,7 +3,7 @@
 * ``auth/token_endpoint.py``: :class:`OAuthTokenClient` talks to Atlassian's token endpoint
   (refresh, code exchange) and accessible-resources; :func:`pick_site`; the error mapping.
 * ``auth/refreshing.py``: :class:`RefreshingTokenProvider` keeps one grant's :class:`TokenState`
-  current through a :class:`TokenStore` (see DESIGN.md: the hard part).
+  current through a :class:`TokenStore` (see docs/token-rotation.md).
 * ``auth/bearer.py``: :class:`JiraOAuth2Auth`, the auth flow that puts ``Authorization: Bearer ...``
   on requests and refreshes once after a 401 naming the token.
 

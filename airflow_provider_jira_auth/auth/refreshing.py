@@ -1,6 +1,6 @@
 """Token providers: where an access token comes from. :class:`RefreshingTokenProvider` keeps one
 grant's :class:`TokenState` current through a :class:`TokenStore`, refreshing under the store's
-lock with the refresh token it just read there (see ATLASSIAN.md: rotating refresh tokens).
+lock with the refresh token it just read there (Atlassian: "Implementing OAuth 2.0 (3LO)", rotating refresh tokens; docs/token-rotation.md).
 No Airflow imports.
 """
 

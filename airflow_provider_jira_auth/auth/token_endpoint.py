@@ -51,7 +51,7 @@ TOKEN_ENDPOINT_POLICY = RetryPolicy(max_retry_after=30.0, max_total_wait=120.0)
 TOKEN_PATH = "oauth/token"
 RESOURCES_PATH = "oauth/token/accessible-resources"
 
-#: Token-endpoint ``error`` codes that mean "a person must consent again" (see ATLASSIAN.md).
+#: Token-endpoint ``error`` codes that mean "a person must consent again" (Atlassian: "Implementing OAuth 2.0 (3LO)").
 GRANT_ERRORS = frozenset({"invalid_grant", "unauthorized_client"})
 #: ... and those that mean "the client id or secret is wrong".
 CLIENT_ERRORS = frozenset({"access_denied", "invalid_client"})
@@ -230,7 +230,7 @@ class OAuthTokenClient:
         return self._state_from(answer, now, previous=None)
 
     def authorization_url(self, redirect_uri: str, scopes: Sequence[str], state: str) -> str:
-        """The consent page to send a person to (step 1 of the 3LO flow in ATLASSIAN.md).
+        """The consent page to send a person to (step 1 of Atlassian's 3LO flow: "Implementing OAuth 2.0 (3LO)").
 
         :param redirect_uri: a callback URL registered for the app in the developer console.
         :param scopes: the scopes to ask for; include ``offline_access`` to get a refresh token.

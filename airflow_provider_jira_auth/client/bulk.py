@@ -11,7 +11,7 @@ from airflow_provider_jira_auth.client.adf import ensure_adf
 
 T = TypeVar("T")
 
-#: Jira's limits per request (see ATLASSIAN.md: endpoints).
+#: Jira's limits per request (Atlassian's REST API reference, the operations' limits).
 BULK_CREATE_CHUNK = 50
 BULK_FETCH_CHUNK = 100
 

@@ -15,7 +15,7 @@ def fetch_cloud_id(
     verify: bool | str = True,
     session: requests.Session | None = None,
 ) -> str:
-    """Read ``cloudId`` from ``{site}/_edge/tenant_info``, which needs no auth (see ATLASSIAN.md)."""
+    """Read ``cloudId`` from ``{site}/_edge/tenant_info``, which needs no auth (Atlassian: "Implementing OAuth 2.0 (3LO)")."""
     url = tenant_info_url(site_url)
     fix = "or set cloud_id in the connection's extra (Jira admin > System > the site's cloud id)"
     http = session or requests

@@ -185,7 +185,7 @@ def _with_auth_hint(hint: str, auth: JiraAuth) -> str:
 
 
 def _needed_scope(method: str, path: str) -> str | None:
-    """The classic scope a call needs (see ATLASSIAN.md: scopes), for the usual endpoints."""
+    """The classic scope a call needs (Atlassian: "Scopes for OAuth 2.0 (3LO) and Forge apps"), for the usual endpoints."""
     if path == "myself":
         return "read:jira-user"
     if path.startswith(("issue", "search", "jql")):

@@ -1,6 +1,6 @@
 """The one retry policy of the client, built on tenacity.
 
-Follows Atlassian's advice (see ATLASSIAN.md: rate limits): honor ``Retry-After`` as a minimum,
+Follows Atlassian's advice (Atlassian: "Rate limiting" for Jira Cloud): honor ``Retry-After`` as a minimum,
 otherwise back off exponentially from ~2 s with jitter x0.7-1.3, cap ~30 s, about 4 retries, and
 retry automatically only what is safe to repeat.
 """

@@ -589,7 +589,7 @@ class JiraRequestOperator(JiraOperatorMixin, BaseOperator):
     :param method: HTTP method.
     :param query: query parameters (templated).
     :param json: request body, sent as JSON (templated).
-    :param required_scopes: classic scopes the call needs (3LO; see ATLASSIAN.md: scopes).
+    :param required_scopes: classic scopes the call needs (3LO; Atlassian: "Scopes for OAuth 2.0 (3LO) and Forge apps").
     :param response_filter: turns the parsed answer into the XCom value (keep XComs small).
     :param jira_conn_id: the ``jira_cloud`` connection.
     """

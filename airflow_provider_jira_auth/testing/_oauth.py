@@ -1,6 +1,6 @@
 """Atlassian's authorization server: consent, code exchange and rotating refresh tokens.
 
-Refresh tokens follow Auth0's rotation rules, which Atlassian uses (see ATLASSIAN.md):
+Refresh tokens follow Auth0's rotation rules, which Atlassian uses (Atlassian: "Implementing OAuth 2.0 (3LO)"):
 every refresh retires the token sent and returns a new one; a retired token sent again
 within the reuse leeway still works, sent later it revokes the whole grant ("family").
 """

@@ -8,7 +8,7 @@ from airflow_provider_jira_auth._compat import should_hide_value_for_key
 from airflow_provider_jira_auth.auth.stores import airflow_db
 from airflow_provider_jira_auth.connection_fields import CONN_FIELDS, RENAMED_KEYS, field_label
 
-# The secrets a jira_cloud connection holds in its extra, by what they are (ATLASSIAN.md).
+# The secrets a jira_cloud connection holds in its extra, by what they are (Atlassian: "Implementing OAuth 2.0 (3LO)").
 SECRETS = {"client_secret", "refresh_token", "broker_secret"}
 
 

@@ -3,7 +3,7 @@
 A connection and its copies (Airflow's Test button tests one under a random id; a person may
 duplicate a connection) hold one grant: they must share its one live state, because the first
 rotation retires the refresh token every other holder still has, and sending that one after
-Atlassian's reuse leeway revokes the grant (ATLASSIAN.md). Connections of *different* grants
+Atlassian's reuse leeway revokes the grant (Atlassian: "Implementing OAuth 2.0 (3LO)"). Connections of *different* grants
 must never share a state, whatever their configuration says.
 """
 

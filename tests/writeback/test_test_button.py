@@ -1,7 +1,7 @@
 """Airflow's Test button on a 3LO connection, through a real api-server, never harms the grant.
 
 Airflow tests a *copy* of the stored connection under a random id
-(``POST /api/v2/connections/test``, AIRFLOW3.md: Test button). Before the token stores were keyed
+(``POST /api/v2/connections/test``, Airflow's Test button). Before the token stores were keyed
 by the grant, that copy found no state under its random id and refreshed with a refresh token
 Atlassian had already rotated out: after the reuse leeway, that revokes the whole grant.
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Keys of the connection's extra that hold the rotating state. ``refresh_token`` is also the
 # form field the user (or the consent step) fills in, so the connection always shows the live one.
-# No key but the secrets contains "token": Airflow masks such keys (AIRFLOW3.md: masking).
+# No key but the secrets contains "token": Airflow masks such keys (Airflow's secrets masker, ``should_hide_value_for_key``).
 EXTRA_REFRESH_TOKEN = "refresh_token"
 EXTRA_ACCESS_TOKEN = "access_token"
 EXTRA_EXPIRES_AT = "access_expires_at"
@@ -110,7 +110,7 @@ def connections_of_grant(session: Session, grant_id: str, *, store_kind: str | N
     With ``store_kind``, only those whose ``grant_store`` is that kind. Copies of one connection
     (Airflow's Test button tests a copy under a random id; a person may duplicate a connection)
     hold the same grant: they must share its one live token state, or the first rotation
-    retires the refresh token the others still hold (see ATLASSIAN.md: reuse leeway).
+    retires the refresh token the others still hold (Atlassian's rotating refresh tokens: a reuse leeway, then the grant is revoked; docs/token-rotation.md).
     """
     from airflow.models.connection import Connection
     from sqlalchemy import select
