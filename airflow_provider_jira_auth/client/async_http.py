@@ -81,7 +81,7 @@ class AsyncJiraClient:
         self.auth = auth
         self.retry = retry if retry is not None else RetryPolicy()
         self._owns_http = http is None
-        self.http = http if http is not None else httpx.AsyncClient(timeout=timeout, verify=verify)
+        self.http = http if http is not None else httpx.AsyncClient(timeout=timeout, verify=_tls(verify))
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         self._auth = as_jira_auth(auth)
 
@@ -254,3 +254,10 @@ class AsyncJiraClient:
         if expand:
             params["expand"] = ",".join(_comma_list(expand))
         return await self.request("GET", f"issue/{quote(str(key), safe='')}", params=params or None)
+
+
+def _tls(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's ``verify``: a CA bundle path becomes an SSL context (httpx deprecates paths)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
