@@ -91,10 +91,14 @@ def test_callback_error_finds_the_error_the_task_runner_is_finalizing() -> None:
 
 def test_a_trigger_looks_connections_up_from_async_code(monkeypatch) -> None:
     import asyncio
+    import concurrent.futures
     import json
 
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_ASYNC", json.dumps({"conn_type": "jira_cloud", "host": "https://a.atlassian.net"}))
 
-    conn = asyncio.run(_compat.aget_connection("jira_async"))
+    # In a thread of its own, as a triggerer's loop: the browser tests' sync Playwright leaves an
+    # event loop running in the main thread for the rest of the session.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        conn = pool.submit(asyncio.run, _compat.aget_connection("jira_async")).result()
 
     assert conn.conn_id == "jira_async" and conn.host == "https://a.atlassian.net"
