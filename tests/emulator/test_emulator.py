@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.client import HTTPConnection
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,18 +18,6 @@ from airflow_provider_jira_auth.testing import JiraCloudEmulator
 API = "/rest/api/3"
 SCOPE_MISMATCH = {"code": 401, "message": "Unauthorized; scope does not match"}
 ADF = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "hello"}]}]}
-
-
-@pytest.fixture
-def emu() -> Iterator[JiraCloudEmulator]:
-    with JiraCloudEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 def basic(emu: JiraCloudEmulator, user=None) -> tuple[str, str]:

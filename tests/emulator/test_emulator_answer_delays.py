@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -17,18 +16,6 @@ from airflow_provider_jira_auth.testing import JiraCloudEmulator
 
 API = "/rest/api/3"
 SCOPE_MISMATCH = {"code": 401, "message": "Unauthorized; scope does not match"}
-
-
-@pytest.fixture
-def emu() -> Iterator[JiraCloudEmulator]:
-    with JiraCloudEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 def auth(emu: JiraCloudEmulator) -> tuple[str, str]:

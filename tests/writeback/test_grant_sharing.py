@@ -93,20 +93,26 @@ def test_a_copy_of_a_variable_store_connection_reads_the_grants_variable(short_l
     assert variable_value("jira_cloud_token__jira_var_copy") is None
 
 
-def test_a_variable_named_after_the_connection_is_taken_over_and_removed(short_lived, monkeypatch):
+def legacy_variable(emu, conn_id: str) -> tuple[str, dict]:
+    """A variable-store connection's JSON and extra, with the state a release before 0.2 left:
+    rotated once, under the Variable named after ``conn_id``."""
     from airflow.models.variable import Variable
 
-    emu = short_lived
     configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.2)
     extra = json.loads(configured)["extra"]
-    # The state a release before 0.2 left: rotated once, under the connection's id.
     rotated = requests.post(
         f"{emu.auth_url}/oauth/token",
         json={"grant_type": "refresh_token", "client_id": extra["client_id"], "client_secret": extra["client_secret"],
               "refresh_token": extra["refresh_token"]},
         timeout=10,
     ).json()
-    Variable.set("jira_cloud_token__jira_legacy", json.dumps({"refresh_token": rotated["refresh_token"]}))
+    Variable.set(f"jira_cloud_token__{conn_id}", json.dumps({"refresh_token": rotated["refresh_token"]}))
+    return configured, extra
+
+
+def test_a_variable_named_after_the_connection_is_taken_over_and_removed(short_lived, monkeypatch):
+    emu = short_lived
+    configured, extra = legacy_variable(emu, "jira_legacy")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_LEGACY", configured)
     wait_past_leeway_and_expiry()
 
@@ -119,18 +125,8 @@ def test_a_variable_named_after_the_connection_is_taken_over_and_removed(short_l
 
 def test_a_copy_takes_over_the_variable_named_after_the_original_and_removes_it(short_lived, monkeypatch):
     """The legacy state may sit under another connection's id (the copy's own has none)."""
-    from airflow.models.variable import Variable
-
     emu = short_lived
-    configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.2)
-    extra = json.loads(configured)["extra"]
-    rotated = requests.post(
-        f"{emu.auth_url}/oauth/token",
-        json={"grant_type": "refresh_token", "client_id": extra["client_id"], "client_secret": extra["client_secret"],
-              "refresh_token": extra["refresh_token"]},
-        timeout=10,
-    ).json()
-    Variable.set("jira_cloud_token__jira_original", json.dumps({"refresh_token": rotated["refresh_token"]}))
+    configured, extra = legacy_variable(emu, "jira_original")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_ORIGINAL", configured)
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_DUPLICATE", configured)
     wait_past_leeway_and_expiry()
