@@ -211,8 +211,10 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         events = context.get("outlet_events")
         if events is None:
             return
+        from airflow.sdk import Asset
+
         for outlet in self.outlets or ():
-            if type(outlet).__name__ == "Asset":
+            if isinstance(outlet, Asset):
                 events[outlet].extra.update(extra)
 
 

@@ -141,5 +141,6 @@ def _write_object(target: Any, records: Iterable[Mapping[str, Any]]) -> int:
 
 
 def _is_object_storage_path(value: Any) -> bool:
-    cls = type(value)
-    return cls.__name__ == "ObjectStoragePath" or any(base.__name__ == "ObjectStoragePath" for base in cls.__mro__)
+    from airflow.sdk import ObjectStoragePath
+
+    return isinstance(value, ObjectStoragePath)

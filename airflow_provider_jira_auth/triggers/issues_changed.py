@@ -55,9 +55,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_jira_auth._compat import BaseHook
 from airflow_provider_jira_auth.client.errors import JiraError, JiraRateLimitError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
+from airflow_provider_jira_auth.triggers._client import open_async_client
 
 try:  # Airflow 3.3+: shared streams with a persistence-gated advance
     from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
@@ -356,27 +356,13 @@ class IssuesChangedPoller:
         return pause
 
     async def _connect(self) -> AsyncJiraClient:
-        conn = await BaseHook.aget_connection(self.jira_conn_id)
-        client = await asyncio.to_thread(self._build_client, conn)
+        client = await open_async_client(self.jira_conn_id, ("search_issues",), "JiraIssuesChangedTrigger")
         try:
-            await asyncio.to_thread(self._check_scopes, client)
             self.zone = await self._user_zone(client)
         except BaseException:
             await client.aclose()
             raise
         return client
-
-    def _build_client(self, conn: Any) -> AsyncJiraClient:
-        from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
-
-        return JiraCloudHook.from_connection(self.jira_conn_id, conn).get_async_conn()
-
-    def _check_scopes(self, client: AsyncJiraClient) -> None:
-        from airflow_provider_jira_auth.scopes import check_granted, granted_by, scopes_for
-
-        check_granted(
-            scopes_for("search_issues"), granted_by(client.auth), conn_id=self.jira_conn_id, what="JiraIssuesChangedTrigger"
-        )
 
     async def _user_zone(self, client: AsyncJiraClient) -> tzinfo | None:
         """The time zone Jira reads JQL dates in: the user's (``GET /myself``); ``None`` if unknown."""

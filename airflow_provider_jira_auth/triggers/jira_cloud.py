@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jira_auth._compat import aget_connection
 from airflow_provider_jira_auth.client.errors import JiraError, JiraTriggerError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
+from airflow_provider_jira_auth.triggers._client import open_async_client
 
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
@@ -70,9 +70,7 @@ class _JiraPollingTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client: AsyncJiraClient | None = None
         try:
-            conn = await aget_connection(self.jira_conn_id)
-            client = await asyncio.to_thread(self._build_client, conn)
-            await asyncio.to_thread(self._check_scopes, client)
+            client = await open_async_client(self.jira_conn_id, self.jira_operations, type(self).__name__)
             while True:
                 done, xcom = await self.check(client)
                 if done:
@@ -93,23 +91,6 @@ class _JiraPollingTrigger(BaseTrigger):
         finally:
             if client is not None:
                 await client.aclose()
-
-    def _build_client(self, conn: Any) -> AsyncJiraClient:
-        """In a worker thread: an async client with the hook's auth for this connection."""
-        from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
-
-        return JiraCloudHook.from_connection(self.jira_conn_id, conn).get_async_conn()
-
-    def _check_scopes(self, client: AsyncJiraClient) -> None:
-        """In a worker thread (3LO may fetch its first token): fail before polling on a missing scope."""
-        from airflow_provider_jira_auth.scopes import check_granted, granted_by, scopes_for
-
-        check_granted(
-            scopes_for(*self.jira_operations),
-            granted_by(client.auth),  # None for Basic auth: not checked
-            conn_id=self.jira_conn_id,
-            what=type(self).__name__,
-        )
 
 
 class JiraJqlTrigger(_JiraPollingTrigger):
