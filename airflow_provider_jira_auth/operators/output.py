@@ -93,9 +93,9 @@ def describe(target: Target) -> str:
 
 def write_jsonl(target: Target, records: Iterable[Mapping[str, Any]]) -> int:
     """Write ``records`` to ``target`` as JSON Lines, all or nothing; returns how many."""
-    if isinstance(target, Path):
-        return _write_local(target, records)
-    return _write_object(target, records)
+    if _is_object_storage_path(target):  # first: on Airflow 3.1 (universal-pathlib 0.2) it is a Path too
+        return _write_object(target, records)
+    return _write_local(target, records)
 
 
 def _dump(record: Mapping[str, Any]) -> str:
