@@ -40,9 +40,13 @@ def jira_issue_events():
     def changed_issues(triggering_asset_events=None) -> list[dict]:
         """Every issue of every event that started this run (several events may share one run)."""
         changes: dict[tuple[str, str], dict] = {}
-        for event in (triggering_asset_events or {}).get(JIRA_ENG_DONE, []):
-            for issue in event.extra.get("payload", {}).get("issues", []):
-                changes[(issue["id"], issue["updated"])] = issue
+        # Matched by name: an asset with watchers is not hashable on Airflow 3.1, so it cannot be a key.
+        for asset, events in (triggering_asset_events or {}).items():
+            if asset.name != JIRA_ENG_DONE.name:
+                continue
+            for event in events:
+                for issue in event.extra.get("payload", {}).get("issues", []):
+                    changes[(issue["id"], issue["updated"])] = issue
         if not changes:
             print("Started without a Jira event (by hand or `airflow dags test`): nothing changed.")
         for issue in changes.values():

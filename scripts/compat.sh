@@ -49,6 +49,14 @@ report() {
   printf '  %s\n' "${TIMES[@]}"
 }
 
+minor_requirements() {  # what a minor needs beside Airflow and this package, as its users install it
+  case $1 in
+    # 3.0's api-server builds every provider's connection form with wtforms, which only the FAB
+    # provider installs; without it the form shows no extra fields (3.1+ builds it without wtforms).
+    3.0) echo "wtforms" ;;
+  esac
+}
+
 airflow_pin() {  # the apache-airflow version a constraints file pins
   sed -n 's/^apache-airflow==\(.*\)$/\1/p' "$1"
 }
@@ -98,7 +106,8 @@ if [ "${1:-}" = "--freeze" ]; then
   minor=$2 patch=$3 venv="$COMPAT_DIR/airflow-$2" out="constraints/airflow-$2.txt"
   shift 3
   rm -f "$venv/.installed"
-  if ! check "$minor" "$patch" "" "$@"; then
+  # shellcheck disable=SC2046
+  if ! check "$minor" "$patch" "" "$@" $(minor_requirements "$minor"); then
     report
     exit 1
   fi
@@ -109,7 +118,7 @@ if [ "${1:-}" = "--freeze" ]; then
     echo "# passed: every module imports and the fast tests pass, \`airflow providers hooks\` loads JiraCloudHook, every"
     echo "# example DAG runs with \`airflow dags test\` against the emulator. CI (.ci/run, make compat) re-checks these pins."
     echo "# Regenerate: scripts/compat.sh --freeze $minor $patch [REQ ...] (installs with only REQ pinned, checks, freezes)."
-    echo "# Use: pip install \"apache-airflow==$patch\" airflow-provider-jira-auth --constraint $out"
+    echo "# Use: pip install \"apache-airflow==$patch\" airflow-provider-jira-auth $(minor_requirements "$minor") --constraint $out"
     "$venv/bin/uv" pip freeze --python "$venv/bin/python" --exclude-editable | grep -v '^airflow-provider-jira-auth'
   } >"$out"
   echo "wrote $out"
@@ -125,7 +134,8 @@ if [ ${#minors[@]} = 0 ]; then
 fi
 for minor in "${minors[@]}"; do  # every minor is checked, whatever the previous one did
   file="constraints/airflow-$minor.txt"
-  check "$minor" "$(airflow_pin "$file")" "$file" || true
+  # shellcheck disable=SC2046
+  check "$minor" "$(airflow_pin "$file")" "$file" $(minor_requirements "$minor") || true
 done
 report
 if [ ${#FAILED[@]} != 0 ]; then
