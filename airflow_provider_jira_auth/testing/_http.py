@@ -150,6 +150,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.connections_accepted = 0  # TCP connections opened to this server so far
         self._thread: threading.Thread | None = None
         super().__init__((host, port), _Handler)
 
@@ -166,6 +167,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         conn, addr = super().get_request()
         with self._connections_lock:
             self._connections.add(conn)
+            self.connections_accepted += 1
         return conn, addr
 
     def shutdown_request(self, request: Any) -> None:

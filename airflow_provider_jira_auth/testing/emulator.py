@@ -153,6 +153,11 @@ class JiraCloudEmulator:
         return self.url
 
     @property
+    def connections_accepted(self) -> int:
+        """How many TCP connections clients have opened to the emulator (all its servers) so far."""
+        return sum(server.connections_accepted for server in self._servers)
+
+    @property
     def api_url(self) -> str:
         """The gateway's base URL, like ``https://api.atlassian.com``."""
         return self.url
