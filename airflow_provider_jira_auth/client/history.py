@@ -18,6 +18,7 @@ export's. The per-issue generators :func:`issue_changelog` and :func:`issue_comm
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -122,6 +123,7 @@ def complete_history(
     changelog: bool = True,
     comments: bool = True,
     chunk_size: int = HISTORY_CHUNK,
+    concurrency: int = 4,
 ) -> Iterator[dict[str, Any]]:
     """The same issues, in the same order, each carrying its whole history.
 
@@ -139,20 +141,39 @@ def complete_history(
     :param changelog: complete the changelog (``POST changelog/bulkfetch``).
     :param comments: complete the comments (``GET issue/{key}/comment``).
     :param chunk_size: issues completed together, 1..1000.
+    :param concurrency: issues of a chunk whose comments are read at once (1..16), on threads
+        sharing ``client``; Jira has no bulk read of comments, so this is what hides its latency.
     """
     if not 1 <= chunk_size <= BULK_CHANGELOG_ISSUES:
         raise ValueError(f"chunk_size must be between 1 and {BULK_CHANGELOG_ISSUES}, got {chunk_size}")
-    stream = iter(issues)
-    while True:
-        chunk = list(islice(stream, chunk_size))
-        if not chunk:
-            return
-        if changelog:
-            _complete_changelogs(client, chunk)
-        if comments:
-            for issue in chunk:
-                _complete_comments(client, issue)
-        yield from chunk
+    if not 1 <= concurrency <= 16:
+        raise ValueError(f"concurrency must be between 1 and 16, got {concurrency}")
+    return _complete(client, iter(issues), changelog, comments, chunk_size, concurrency)
+
+
+def _complete(
+    client: JiraClient, stream: Iterator[dict[str, Any]], changelog: bool, comments: bool, chunk_size: int, threads: int
+) -> Iterator[dict[str, Any]]:
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="jira-history") if threads > 1 else None
+    try:
+        while True:
+            chunk = list(islice(stream, chunk_size))
+            if not chunk:
+                return
+            if changelog:
+                _complete_changelogs(client, chunk)
+            if comments:
+                short = [issue for issue in chunk if _truncated((issue.get("fields") or {}).get("comment"), "comments")]
+                if pool is None:
+                    for issue in short:
+                        _complete_comments(client, issue)
+                else:
+                    # list(): wait for all, and raise the first failure
+                    list(pool.map(lambda issue: _complete_comments(client, issue), short))
+            yield from chunk
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _whole_page(items_key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
