@@ -96,3 +96,14 @@ def test_a_transition_is_a_changelog_entry_of_the_export(jira: Jira, context) ->
     assert entry["items"][0]["field"] == "status"
     assert (entry["items"][0]["fromString"], entry["items"][0]["toString"]) == ("To Do", "Done")
     assert entry["author"]["accountId"]
+
+
+def test_history_with_a_parallel_search_is_the_same_export(jira: Jira, context) -> None:
+    _history_of(jira, "ENG-5", 250, 120)
+
+    def export(**kwargs):
+        return JiraSearchOperator(
+            task_id="export", jql="project = ENG ORDER BY key", history=True, jira_conn_id=jira.conn_id, **kwargs
+        ).execute(context)
+
+    assert export(parallelism=3) == export()

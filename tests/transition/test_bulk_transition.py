@@ -117,3 +117,18 @@ def test_bad_arguments_fail_naming_the_argument(jira: Jira, context) -> None:
         JiraBulkTransitionOperator(task_id="bulk", jql=OPS)
     with pytest.raises(ValueError, match="max_concurrency must be between 1 and 16"):
         _bulk(jira, target_status="Done", max_concurrency=50).execute(context)
+
+
+def test_a_dry_run_needs_only_read_scope_and_a_real_run_checks_write_first(oauth_connect, context) -> None:
+    from airflow_provider_jira_auth.scopes import JiraMissingScopeError
+
+    jira = oauth_connect(("read:jira-work", "offline_access"))
+    keys = jira.emu.seed_issues(project="OPS", count=2, statuses=["To Do"])
+
+    summary = _bulk(jira, target_status="Done", dry_run=True).execute(context)
+    jira.emu.reset_requests()
+    with pytest.raises(JiraMissingScopeError, match="write:jira-work"):
+        _bulk(jira, target_status="Done").execute(context)
+
+    assert summary["moved"] == keys
+    assert not jira.api_calls()
