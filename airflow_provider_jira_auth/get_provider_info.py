@@ -38,7 +38,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_jira_auth.operators.jira_cloud"],
+                "python-modules": [
+                    "airflow_provider_jira_auth.operators.jira_cloud",
+                    "airflow_provider_jira_auth.operators.transition",
+                ],
             }
         ],
         "sensors": [

@@ -238,6 +238,17 @@ class JiraTransitionError(JiraError, ValueError):
     """The transition asked for is not available on the issue; the message lists those that are."""
 
 
+class JiraBulkTransitionError(JiraTransitionError):
+    """Some issues of a bulk transition were not moved; the others were.
+
+    :param summary: ``{"moved", "already", "failed": [{"key", "error"}], "dry_run"}``.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 # OAuth 2.0 (3LO) token errors ------------------------------------------------------------
 
 

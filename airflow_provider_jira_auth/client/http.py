@@ -487,6 +487,26 @@ class JiraClient:
             payload["fields"] = with_rich_text(fields)
         self.request("POST", f"issue/{_segment(key)}/transitions", json=payload)
 
+    def issue_changelog(self, key: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every changelog entry of an issue, oldest first, a page (``GET issue/{key}/changelog``)
+        at a time; see :mod:`.history` for many issues at once."""
+        from airflow_provider_jira_auth.client.history import issue_changelog
+
+        return issue_changelog(self, key, page_size=page_size)
+
+    def bulk_changelogs(self, keys_or_ids: str | Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every changelog entry of up to 1000 issues (``POST changelog/bulkfetch``, paged):
+        issue id -> entries, oldest first."""
+        from airflow_provider_jira_auth.client.history import bulk_changelogs
+
+        return bulk_changelogs(self, [keys_or_ids] if isinstance(keys_or_ids, str) else keys_or_ids)
+
+    def issue_comments(self, key: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every comment of an issue, oldest first, a page (``GET issue/{key}/comment``) at a time."""
+        from airflow_provider_jira_auth.client.history import issue_comments
+
+        return issue_comments(self, key, page_size=page_size)
+
     def add_comment(self, key: str, body: str | dict[str, Any]) -> dict[str, Any]:
         """Comment on an issue; plain text is converted to ADF."""
         return self.request("POST", f"issue/{_segment(key)}/comment", json={"body": ensure_adf(body)})

@@ -134,6 +134,9 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
     :param parallelism: above 1, list the matching ids first and fetch their fields on this many
         threads (1 to 9; templated): the same issues in the same order, several times faster on
         large exports. See ``JiraClient.search_issues``.
+    :param history: attach each issue's whole history: every changelog entry (``changelog``) and
+        every comment (``fields.comment``), oldest first, where a search embeds only a first page
+        of each. Read a chunk of issues at a time (see ``client/history.py``: ``complete_history``).
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
@@ -153,10 +156,16 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         page_size: int = 100,
         expand: str | Sequence[str] | None = None,
         parallelism: int | str = 1,
+        history: bool = False,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if history:
+            from airflow_provider_jira_auth.client.history import HISTORY_OPERATIONS
+
+            self.jira_operations = (*type(self).jira_operations, *HISTORY_OPERATIONS)
+        self.history = bool(history)
         if isinstance(max_xcom_issues, int) and max_xcom_issues < 0:
             raise ValueError(f"max_xcom_issues must be >= 0, got {max_xcom_issues}")
         self.jql = jql
@@ -170,6 +179,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         self.jira_conn_id = jira_conn_id
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        from airflow_provider_jira_auth.client import history as _history
         from airflow_provider_jira_auth.operators import output
 
         max_results = _whole_number(self.max_results, "max_results", optional=True)
@@ -178,14 +188,17 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         parallelism = _whole_number(self.parallelism, "parallelism", optional=True, minimum=1) or 1
         # Checked before any Jira call: a scheme nobody serves fails now, naming it.
         target = output.resolve_output(self.output_path) if self.output_path else None
-        issues = self.jira_client().search_issues(
+        client = self.jira_client()
+        issues = client.search_issues(
             self.jql,
-            fields=self.fields,
+            fields=self.fields if not self.history else _history.with_comment_field(self.fields),
             page_size=page_size,
             expand=self.expand or None,
             max_results=max_results,
             parallelism=parallelism,
         )
+        if self.history:
+            issues = _history.complete_history(client, issues)
         if target is not None:
             count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))
             uri = output.describe(target)

@@ -17,7 +17,14 @@ from ._http import HttpError, Request, Response, jira_error, json_response
 from ._jql import JqlError, compile_query, parse, sort_issues
 from ._runtime import jira_time
 from ._scopes import CLASSIC_SCOPES, ISSUE
-from ._site import FieldSelection, Issue, JiraSite
+from ._site import (
+    CHANGELOG_PAGE_LIMIT,
+    COMMENT_PAGE_LIMIT,
+    SEARCH_CHANGELOG_LIMIT,
+    FieldSelection,
+    Issue,
+    JiraSite,
+)
 
 # The startAt-paged searches were removed from Jira Cloud; they answer 410 Gone.
 REMOVED_PATHS = frozenset({"/rest/api/2/search", "/rest/api/3/search"})
@@ -32,6 +39,10 @@ _BULK_FETCH_KEYS = frozenset({"issueIdsOrKeys", "fields", "expand", "fieldsByKey
 RETRIABLE_FETCH_ERROR = "The issue could not be retrieved at this time. Please try again."
 # Endpoints that answer without credentials (and with bad ones: see the dispatcher).
 ANONYMOUS = frozenset({("GET", "/rest/api/3/serverInfo")})
+_BULK_CHANGELOG_KEYS = frozenset({"issueIdsOrKeys", "fieldIds", "maxResults", "nextPageToken"})
+#: Jira's changelog/bulkfetch: at most 1000 issues a request, 10000 entries a page (default 1000).
+BULK_CHANGELOG_ISSUES = 1000
+BULK_CHANGELOG_MAX_PAGE = 10000
 
 
 @dataclass
@@ -98,6 +109,13 @@ def _int_param(raw: Any, name: str, default: int) -> int:
     return value
 
 
+def _expand_list(raw: Any) -> list[str]:
+    """``expand`` as Jira takes it: a comma-separated string (or, in bulkfetch, a list of strings)."""
+    if isinstance(raw, str):
+        raw = [raw]
+    return [part.strip() for item in (raw or ()) if isinstance(item, str) for part in item.split(",") if part.strip()]
+
+
 def _issue_or_404(caller: Caller, params: dict[str, str]) -> Issue:
     issue = caller.site.find_issue(params["issueIdOrKey"])
     if issue is None:
@@ -123,6 +141,8 @@ class JiraRestApi:
             ("GET", ISSUE + "/transitions"): self.get_transitions,
             ("POST", ISSUE + "/transitions"): self.do_transition,
             ("GET", ISSUE + "/comment"): self.get_comments,
+            ("GET", ISSUE + "/changelog"): self.get_changelog,
+            ("POST", "/rest/api/3/changelog/bulkfetch"): self.bulk_changelog,
             ("POST", ISSUE + "/comment"): self.add_comment,
             ("GET", "/rest/api/3/project/{projectIdOrKey}"): self.get_project,
         }
@@ -191,6 +211,7 @@ class JiraRestApi:
         if request.method == "GET":
             jql, token = request.q("jql"), request.q("nextPageToken")
             max_raw, fields = request.q("maxResults"), request.query_all.get("fields")
+            expand = _expand_list(request.query_all.get("expand"))
         else:
             body = _json_object(request)
             jql, token, max_raw, fields = (
@@ -199,6 +220,7 @@ class JiraRestApi:
                 body.get("maxResults"),
                 body.get("fields"),
             )
+            expand = _expand_list(body.get("expand"))
         selection = FieldSelection.parse(fields, default=("id",))
         # Jira returns up to 5000 issues a page when only ids/keys are asked for, fewer otherwise.
         cap = 5000 if selection.id_key_only else 100
@@ -206,7 +228,10 @@ class JiraRestApi:
         issues, query_id, offset = self._matching(caller, jql, token)
         end = offset + max_results
         answer: dict[str, Any] = {
-            "issues": [caller.site.issue_json(i, selection, caller.base) for i in issues[offset:end]],
+            "issues": [
+                caller.site.issue_json(i, selection, caller.base, expand=expand, changelog_limit=SEARCH_CHANGELOG_LIMIT)
+                for i in issues[offset:end]
+            ],
         }
         if end < len(issues):
             answer["nextPageToken"] = base64.urlsafe_b64encode(f"{query_id}:{end}".encode()).decode().rstrip("=")
@@ -289,7 +314,11 @@ class JiraRestApi:
                 errors.append({"id": str(issue.id), "errorMessage": RETRIABLE_FETCH_ERROR})
                 continue
             found[issue.id] = issue
-        issues = [caller.site.issue_json(found[i], selection, caller.base) for i in sorted(found)]
+        expand = _expand_list(body.get("expand"))
+        issues = [
+            caller.site.issue_json(found[i], selection, caller.base, expand=expand, changelog_limit=SEARCH_CHANGELOG_LIMIT)
+            for i in sorted(found)
+        ]
         response = json_response(200, {"issues": issues, "issueErrors": errors})
         response.issues = len(issues)
         return response
@@ -329,7 +358,8 @@ class JiraRestApi:
     def get_issue(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         issue = _issue_or_404(caller, params)
         selection = FieldSelection.parse(request.query_all.get("fields"), default=("*all",))
-        response = json_response(200, caller.site.issue_json(issue, selection, caller.base))
+        expand = _expand_list(request.query_all.get("expand"))
+        response = json_response(200, caller.site.issue_json(issue, selection, caller.base, expand=expand))
         response.issues = 1
         return response
 
@@ -365,14 +395,59 @@ class JiraRestApi:
             errors = caller.site.edit_issue(issue, {"fields": body.get("fields"), "update": body.get("update")})
             if errors:
                 return jira_error(400, errors=errors)
-        caller.site.transition(issue, str(transition_id))
+        caller.site.transition(issue, str(transition_id), caller.user)
         return Response(204)
 
     def get_comments(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         issue = _issue_or_404(caller, params)
         start = _int_param(request.q("startAt"), "startAt", 0)
-        limit = min(_int_param(request.q("maxResults"), "maxResults", 5000), 5000)
+        # Jira Cloud answers at most 100 comments a page, whatever maxResults asks for.
+        limit = max(1, min(_int_param(request.q("maxResults"), "maxResults", COMMENT_PAGE_LIMIT), COMMENT_PAGE_LIMIT))
         return json_response(200, caller.site.comment_page(issue, caller.base, start, limit))
+
+    def get_changelog(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        issue = _issue_or_404(caller, params)
+        start = _int_param(request.q("startAt"), "startAt", 0)
+        limit = max(1, min(_int_param(request.q("maxResults"), "maxResults", CHANGELOG_PAGE_LIMIT), CHANGELOG_PAGE_LIMIT))
+        return json_response(200, caller.site.changelog_page(issue, caller.base, start, limit))
+
+    def bulk_changelog(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        """``POST changelog/bulkfetch`` as the spec has it: 1..1000 issue ids or keys, entries ordered
+        by date then issue id, paged with ``nextPageToken``; unknown issues are left out."""
+        body = _json_object(request)
+        unknown = sorted(set(body) - _BULK_CHANGELOG_KEYS)
+        if unknown:
+            return jira_error(400, [f"Unrecognized field \"{unknown[0]}\" in the request body."])
+        wanted = body.get("issueIdsOrKeys")
+        if not isinstance(wanted, list) or not wanted:
+            return jira_error(400, ["issueIdsOrKeys must be a non-empty list of issue ids or keys."])
+        if len(wanted) > BULK_CHANGELOG_ISSUES:
+            return jira_error(
+                400, [f"The number of issues requested ({len(wanted)}) exceeds the limit of {BULK_CHANGELOG_ISSUES}."]
+            )
+        if body.get("fieldIds"):
+            return jira_error(400, ["fieldIds filtering is not supported by the emulator."])
+        limit = _int_param(body.get("maxResults"), "maxResults", 1000)
+        if not 1 <= limit <= BULK_CHANGELOG_MAX_PAGE:
+            return jira_error(400, [f"maxResults must be between 1 and {BULK_CHANGELOG_MAX_PAGE}."])
+        offset = 0
+        token = body.get("nextPageToken")
+        if token:
+            try:
+                padded = str(token) + "=" * (-len(str(token)) % 4)
+                offset = int(base64.urlsafe_b64decode(padded).decode().removeprefix("changelog:"))
+            except ValueError:
+                return jira_error(400, ["The nextPageToken is invalid."])
+        issues: dict[int, Issue] = {}
+        for value in wanted:
+            issue = caller.site.find_issue(str(value))
+            if issue is not None:
+                issues[issue.id] = issue
+        groups, next_offset = caller.site.bulk_changelog(list(issues.values()), offset, limit)
+        answer: dict[str, Any] = {"issueChangeLogs": groups}
+        if next_offset is not None:
+            answer["nextPageToken"] = base64.urlsafe_b64encode(f"changelog:{next_offset}".encode()).decode().rstrip("=")
+        return json_response(200, answer)
 
     def add_comment(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         issue = _issue_or_404(caller, params)

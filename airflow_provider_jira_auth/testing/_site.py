@@ -49,6 +49,15 @@ PRIORITIES: list[dict[str, Any]] = [
 ]
 RESOLUTION_DONE = {"id": "10000", "name": "Done", "description": "Work has been completed on this issue."}
 
+# What Jira embeds of an issue's history: search/jql with expand=changelog holds at most 40
+# histories (Atlassian's migration notes for the enhanced search), GET issue at most 100; the
+# comment field at most a first page (the rest is read with GET issue/{key}/comment, 100 a page).
+SEARCH_CHANGELOG_LIMIT = 40
+ISSUE_CHANGELOG_LIMIT = 100
+EMBEDDED_COMMENT_LIMIT = 20
+COMMENT_PAGE_LIMIT = 100
+CHANGELOG_PAGE_LIMIT = 100
+
 # Field order of an issue's "fields"; "comment" is built when asked for (it holds URLs).
 ALL_FIELDS = (
     "summary",
@@ -124,6 +133,7 @@ class Issue:
         "project",
         "fields",
         "comments",
+        "changelog",
         "created",
         "updated",
         "status_lc",
@@ -148,6 +158,8 @@ class Issue:
         self.key = f"{project}-{num}"
         self.fields = fields
         self.comments: list[dict[str, Any]] = []
+        # (epoch, entry) oldest first: Jira's changelog of the issue, as GET issue/{key}/changelog pages it
+        self.changelog: list[tuple[float, dict[str, Any]]] = []
         self.created = self.updated = created
         self.reindex()
 
@@ -214,6 +226,9 @@ class JiraSite:
         self._next_issue_id = 10001
         self._next_project_id = 10000
         self._next_comment_id = 10000
+        self._next_history_id = 10000
+        # How many comments an issue's "comment" field embeds (tests may lower or raise it).
+        self.embedded_comment_limit = EMBEDDED_COMMENT_LIMIT
         # status -> [(transition id, name, target status)]; a copy, so a test may change its site's
         self.workflow: dict[str, list[tuple[str, str, str]]] = {s: list(t) for s, t in TRANSITIONS.items()}
 
@@ -288,16 +303,41 @@ class JiraSite:
             self.bulkfetch_errors[issue.id] = left - 1
         return True
 
-    def issue_json(self, issue: Issue, selection: FieldSelection, base: str) -> dict[str, Any]:
+    def issue_json(
+        self,
+        issue: Issue,
+        selection: FieldSelection,
+        base: str,
+        *,
+        expand: Iterable[str] = (),
+        changelog_limit: int = ISSUE_CHANGELOG_LIMIT,
+        comment_limit: int | None = None,
+    ) -> dict[str, Any]:
+        """The issue as Jira shows it; ``expand`` may ask for ``changelog`` (at most
+        ``changelog_limit`` histories embedded) and ``transitions``. The ``comment`` field holds a
+        first page of ``comment_limit`` comments (default: the site's embedded limit)."""
         fields = issue.fields
         shown = {name: fields[name] for name in selection.names if name in fields}
         if "comment" in selection.names:
-            shown["comment"] = self.comment_page(issue, base, 0, len(issue.comments))
-        return {"id": str(issue.id), "key": issue.key, "self": f"{base}/rest/api/3/issue/{issue.id}", "fields": shown}
+            limit = self.embedded_comment_limit if comment_limit is None else comment_limit
+            shown["comment"] = self.comment_page(issue, base, 0, limit)
+        answer: dict[str, Any] = {
+            "id": str(issue.id), "key": issue.key, "self": f"{base}/rest/api/3/issue/{issue.id}", "fields": shown,
+        }
+        if "changelog" in expand:
+            histories = [entry for _at, entry in issue.changelog[:changelog_limit]]
+            answer["changelog"] = {
+                "startAt": 0, "maxResults": len(histories), "total": len(issue.changelog), "histories": histories,
+            }
+        if "transitions" in expand:
+            answer["transitions"] = self.transitions(issue)
+        return answer
 
     def snapshot(self, issue: Issue) -> dict[str, Any]:
         """A deep copy of the whole issue, for test assertions."""
-        return copy.deepcopy(self.issue_json(issue, FieldSelection(ALL_FIELDS, False), self.url))
+        whole = self.issue_json(issue, FieldSelection(ALL_FIELDS, False), self.url, comment_limit=len(issue.comments))
+        whole["changelog"] = {"histories": [entry for _at, entry in issue.changelog], "total": len(issue.changelog)}
+        return copy.deepcopy(whole)
 
     def seed(
         self,
@@ -543,13 +583,74 @@ class JiraSite:
             for tid, name, target in self.workflow[current]
         ]
 
-    def transition(self, issue: Issue, transition_id: str) -> bool:
-        """Move along the transition with that id; False if the current status has no such transition."""
+    def transition(self, issue: Issue, transition_id: str, author: User | None = None) -> bool:
+        """Move along the transition with that id, recording the status change in the issue's
+        changelog as Jira does; False if the current status has no such transition."""
         for tid, _name, target in self.workflow[issue.fields["status"]["name"]]:
             if tid == transition_id:
+                before = issue.fields["status"]
                 self.set_status(issue, target)
+                after = issue.fields["status"]
+                item = {
+                    "field": "status", "fieldtype": "jira", "fieldId": "status",
+                    "from": before["id"], "fromString": before["name"], "to": after["id"], "toString": after["name"],
+                }
+                self.add_history(issue, [item], author)
                 return True
         return False
+
+    # -- history ----------------------------------------------------------------------------------------
+
+    def add_history(
+        self, issue: Issue, items: list[dict[str, Any]], author: User | None, at: float | None = None
+    ) -> dict[str, Any]:
+        """Append one changelog entry (its ``items`` say what changed); ``at`` defaults to now."""
+        at = self._clock() if at is None else at
+        entry = {
+            "id": str(self._next_history_id),
+            "author": author.to_json() if author else None,
+            "created": jira_time(at),
+            "items": items,
+        }
+        self._next_history_id += 1
+        issue.changelog.append((at, entry))
+        return entry
+
+    def changelog_page(self, issue: Issue, base: str, start: int, limit: int) -> dict[str, Any]:
+        """``GET issue/{key}/changelog``: a ``PageBeanChangelog``, oldest entry first."""
+        page = [entry for _at, entry in issue.changelog[start : start + limit]]
+        total = len(issue.changelog)
+        answer: dict[str, Any] = {
+            "self": f"{base}/rest/api/3/issue/{issue.key}/changelog?startAt={start}&maxResults={limit}",
+            "maxResults": limit,
+            "startAt": start,
+            "total": total,
+            "isLast": start + len(page) >= total,
+            "values": page,
+        }
+        if not answer["isLast"]:
+            answer["nextPage"] = (
+                f"{base}/rest/api/3/issue/{issue.key}/changelog?startAt={start + len(page)}&maxResults={limit}"
+            )
+        return answer
+
+    def bulk_changelog(self, issues: list[Issue], offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """``POST changelog/bulkfetch``: the entries of ``issues`` ordered by date, then issue id
+        (Jira's order), from ``offset``, at most ``limit``; consecutive entries of one issue are
+        grouped as one ``IssueChangeLog``. Returns the groups and the next offset (``None``: last page)."""
+        every = sorted(
+            ((at, issue.id, int(entry["id"]), entry) for issue in issues for at, entry in issue.changelog),
+            key=lambda row: row[:3],
+        )
+        page = every[offset : offset + limit]
+        groups: list[dict[str, Any]] = []
+        for _at, issue_id, _eid, entry in page:
+            if groups and groups[-1]["issueId"] == str(issue_id):
+                groups[-1]["changeHistories"].append(entry)
+            else:
+                groups.append({"issueId": str(issue_id), "changeHistories": [entry]})
+        end = offset + len(page)
+        return groups, (end if end < len(every) else None)
 
     def add_comment(self, issue: Issue, body: Any, author: User | None, *, reindex: bool = True) -> dict[str, Any]:
         stamp = jira_time(self._clock())

@@ -29,6 +29,7 @@ from ._http import EmulatorHTTPServer
 from ._oauth import OAuthApp, OAuthServer, OAuthSettings
 from ._runtime import Clock, Counters
 from ._scopes import DEFAULT_TOKEN_SCOPES
+from ._adf import adf_paragraph
 from ._site import STATUSES, JiraSite, Project, new_cloud_id
 
 #: where the provider's api-server plugin receives Atlassian's redirect ("Connect to Jira" page)
@@ -343,6 +344,74 @@ class JiraCloudEmulator:
             if issue is None:
                 raise KeyError(f"no issue {key} on site {target.name}")
             target.bulkfetch_errors[issue.id] = target.bulkfetch_errors.get(issue.id, 0) + times
+
+    def _issue(self, key: str, site: JiraSite | None) -> tuple[JiraSite, Any]:
+        target = site or self.default_site
+        issue = target.find_issue(key)
+        if issue is None:
+            raise KeyError(f"no issue {key} on site {target.name}")
+        return target, issue
+
+    def add_comments(
+        self,
+        key: str,
+        count: int | None = None,
+        *,
+        bodies: Iterable[Any] | None = None,
+        author: User | None = None,
+        site: JiraSite | None = None,
+    ) -> list[str]:
+        """Comment on an issue ``count`` times (bodies ``Comment 1``...) or once per element of
+        ``bodies`` (plain text or ADF); returns the new comment ids, oldest first.
+
+        The issue's ``comment`` field embeds only a first page of them (``site.embedded_comment_limit``,
+        20 by default); ``GET issue/{key}/comment`` pages through all of them, 100 a page.
+        """
+        if (count is None) == (bodies is None):
+            raise ValueError("add_comments needs count or bodies, not both")
+        texts = list(bodies) if bodies is not None else [f"Comment {n}" for n in range(1, (count or 0) + 1)]
+        with self._lock:
+            target, issue = self._issue(key, site)
+            ids = []
+            for body in texts:
+                adf = adf_paragraph(body) if isinstance(body, str) else body
+                ids.append(target.add_comment(issue, adf, author or self.default_user, reindex=False)["id"])
+            issue.reindex()
+            return ids
+
+    def add_changelog(
+        self,
+        key: str,
+        count: int | None = None,
+        *,
+        entries: Iterable[list[dict[str, Any]]] | None = None,
+        author: User | None = None,
+        site: JiraSite | None = None,
+    ) -> list[str]:
+        """Add history to an issue: ``count`` entries (each a change of the ``labels`` field, one
+        second apart, ending now) or one entry per element of ``entries`` (its list of change items,
+        ``{"field", "fieldtype", "from", "fromString", "to", "toString"}``); returns their ids.
+
+        Searches with ``expand=changelog`` embed at most 40 entries, ``GET issue`` at most 100;
+        ``GET issue/{key}/changelog`` and ``POST changelog/bulkfetch`` page through all of them.
+        """
+        if (count is None) == (entries is None):
+            raise ValueError("add_changelog needs count or entries, not both")
+        if entries is None:
+            items = [
+                [{"field": "labels", "fieldtype": "jira", "fieldId": "labels", "from": None,
+                  "fromString": f"step-{n - 1}" if n > 1 else "", "to": None, "toString": f"step-{n}"}]
+                for n in range(1, (count or 0) + 1)
+            ]
+        else:
+            items = [list(entry) for entry in entries]
+        with self._lock:
+            target, issue = self._issue(key, site)
+            now = self._now()
+            return [
+                target.add_history(issue, change, author or self.default_user, at=now - (len(items) - n))["id"]
+                for n, change in enumerate(items, start=1)
+            ]
 
     def set_status(self, key: str, status_name: str, *, site: JiraSite | None = None) -> None:
         """Put an issue in a status directly, bypassing the workflow's transitions."""

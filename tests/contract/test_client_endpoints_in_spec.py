@@ -50,6 +50,9 @@ EXERCISES: dict[str, Callable[[JiraClient], Any]] = {
     "get_transitions": lambda client: client.get_transitions(KEY),
     "transition_issue": _transition,
     "add_comment": lambda client: client.add_comment(KEY, "a comment"),
+    "issue_changelog": lambda client: list(client.issue_changelog(KEY, page_size=2)),
+    "bulk_changelogs": lambda client: client.bulk_changelogs([KEY, "ENG-2"]),
+    "issue_comments": lambda client: list(client.issue_comments(KEY, page_size=2)),
 }
 
 Call = tuple[str, str, int | None]  # (method, path, status) as the emulator saw it
@@ -71,6 +74,8 @@ def recorded(spec: dict[str, Any]) -> Iterator[dict[str, list[Call]]]:
     calls: dict[str, list[Call]] = {}
     with JiraCloudEmulator() as emu:
         emu.seed_issues(count=5)
+        emu.add_changelog(KEY, 3)
+        emu.add_comments(KEY, 3)
         user = emu.default_user
         with JiraClient(site_rest_url(emu.url), JiraBasicAuth(user.email, user.api_token), timeout=10) as client:
             for name, exercise in EXERCISES.items():

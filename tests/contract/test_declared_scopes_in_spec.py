@@ -23,6 +23,7 @@ import pytest
 from airflow_provider_jira_auth import scopes as scopes_module
 from airflow_provider_jira_auth.notifications import jira_cloud as notifications
 from airflow_provider_jira_auth.operators import jira_cloud as operators
+from airflow_provider_jira_auth.operators import transition as transition_operators
 from airflow_provider_jira_auth.scopes import OPERATIONS, operation_for_request, scopes_for
 from airflow_provider_jira_auth.sensors import jira_cloud as sensors
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
@@ -110,6 +111,10 @@ def _exercises() -> dict[str, Exercise]:
     ops = operators
     search = ops.JiraSearchOperator(task_id="t", jql="project = ENG", jira_conn_id=CONN_ID)
     search_parallel = ops.JiraSearchOperator(task_id="t", jql="project = ENG", parallelism=2, jira_conn_id=CONN_ID)
+    search_history = ops.JiraSearchOperator(task_id="t", jql="project = ENG", history=True, jira_conn_id=CONN_ID)
+    bulk_transition = transition_operators.JiraBulkTransitionOperator(
+        task_id="t", jql="key = ENG-3", target_status="Done", jira_conn_id=CONN_ID
+    )
     create = ops.JiraCreateIssueOperator(task_id="t", project_key="ENG", summary="one", jira_conn_id=CONN_ID)
     create_many = ops.JiraCreateIssueOperator(
         task_id="t", project_key="ENG", issues=[{"summary": "a"}, {"summary": "b"}], jira_conn_id=CONN_ID
@@ -138,6 +143,8 @@ def _exercises() -> dict[str, Exercise]:
     return {
         "JiraSearchOperator": of(search, lambda: search.execute(_context())),
         "JiraSearchOperator(parallel)": of(search_parallel, lambda: search_parallel.execute(_context())),
+        "JiraSearchOperator(history)": of(search_history, lambda: search_history.execute(_context())),
+        "JiraBulkTransitionOperator": of(bulk_transition, lambda: bulk_transition.execute(_context())),
         "JiraCreateIssueOperator(one)": of(create, lambda: create.execute(_context())),
         "JiraCreateIssueOperator(many)": of(create_many, lambda: create_many.execute(_context())),
         "JiraUpdateIssueOperator": of(update, lambda: update.execute(_context())),
@@ -165,7 +172,10 @@ def recorded() -> Iterator[dict[str, tuple[Exercise, list[Call]]]]:
     with pytest.MonkeyPatch.context() as mp, JiraCloudEmulator() as emu:
         mp.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", emu.connection_json("basic"))
         for name, exercise in _exercises().items():
-            emu.seed_issues(project="ENG", count=3, statuses=["To Do"])
+            keys = emu.seed_issues(project="ENG", count=3, statuses=["To Do"])
+            # More history than a search embeds: the history export pages through the rest.
+            emu.add_comments(keys[0], 25)
+            emu.add_changelog(keys[0], 45)
             emu.reset_requests()
             exercise.run()
             failed = [(r.method, r.path, r.status) for r in emu.requests if not (r.status and 200 <= r.status < 300)]
@@ -176,7 +186,7 @@ def recorded() -> Iterator[dict[str, tuple[Exercise, list[Call]]]]:
 
 def _public_jira_classes() -> set[type]:
     found = set()
-    for module in (operators, sensors, triggers, notifications):
+    for module in (operators, transition_operators, sensors, triggers, notifications):
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if (
                 obj.__module__ == module.__name__
