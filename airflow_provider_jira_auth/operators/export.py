@@ -41,6 +41,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import BaseOperator
@@ -168,8 +169,10 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
                 outlets=[Asset("s3://exports/jira/eng")],
             )
 
-    Returns ``{"path", "count", "jql", "window": {"start", "end"}, "time_zone"}``, also put on
-    every ``Asset`` outlet's event, so a DAG scheduled on the asset reads the file it names.
+    Returns ``{"path", "uri", "count", "jql", "window": {"start", "end"}, "time_zone"}``; all but
+    ``path`` are put on every ``Asset`` outlet's event, so that a DAG scheduled on the asset reads
+    the file it names with ``ObjectStoragePath(event.extra["uri"])`` (a ``file://`` URL for a
+    local file).
 
     :param jql: which issues, e.g. ``project = ENG AND type = Bug`` (templated); an ``ORDER BY``
         is replaced. Empty: every issue the user can see.
@@ -253,7 +256,8 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
         )
         issues = client.search_issues(query, fields=self._fields(), page_size=page_size)
         count = output.write_jsonl(target, (compact_issue(issue) for issue in in_window(issues, window)))
-        uri = output.describe(target)
+        # A URL even for a local file, so that a reader can open it as ObjectStoragePath(uri).
+        uri = target.resolve().as_uri() if isinstance(target, Path) else output.describe(target)
         self.log.info("JQL %r: wrote %d issue(s) changed in the window to %s", query, count, uri)
         extra = {
             "uri": uri,
@@ -263,7 +267,7 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
             "time_zone": getattr(zone, "key", None),
         }
         output.describe_outlets(self.outlets, context, extra)
-        return {"path": uri, **{k: v for k, v in extra.items() if k != "uri"}}
+        return {"path": output.describe(target), **extra}
 
     def _wait_until_settled(self, window: ExportWindow) -> None:
         wait = window.end.timestamp() + self.settle - time.time()

@@ -109,7 +109,8 @@ def test_the_second_day_exports_exactly_what_changed_since_the_first(emu, tmp_pa
     assert len(day2) == second["count"] == second_event["count"] == 4
     assert first_event["window"] == {"start": (d1 - timedelta(days=1)).isoformat(), "end": d1.isoformat()}
     assert second_event["window"] == {"start": d1.isoformat(), "end": d2.isoformat()}
-    assert second_event["uri"] == second["path"] and second_event["time_zone"] == USER_ZONE
+    assert second_event["uri"] == Path(second["path"]).as_uri() == second["uri"]
+    assert second_event["time_zone"] == USER_ZONE
     assert 'updated < "' in second_event["jql"] and second_event["jql"].startswith("(project = ENG) AND ")
     assert next(r for r in day2 if r["key"] == after)["fields"]["assignee"]["accountId"] == emu.default_user.account_id
 
@@ -132,7 +133,7 @@ def test_an_empty_window_writes_an_empty_file_and_says_so(emu, tmp_path) -> None
     result, event, rows = run_day(tmp_path, end, end - timedelta(days=1))
 
     assert rows == [] and Path(result["path"]).read_bytes() == b""
-    assert result["count"] == event["count"] == 0 and event["uri"] == result["path"]
+    assert result["count"] == event["count"] == 0 and event["uri"] == Path(result["path"]).as_uri()
 
 
 def test_a_rerun_exports_its_own_window_again(emu, tmp_path) -> None:
