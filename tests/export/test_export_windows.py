@@ -176,3 +176,16 @@ def test_window_arguments_are_checked_and_named(emu, tmp_path) -> None:
         run_day(tmp_path, end, None, window_start=(end + timedelta(minutes=1)).isoformat())
     assert not emu.requests, "nothing is asked of Jira before the arguments are checked"
     assert "TZ" in os.environ
+
+
+def test_a_3lo_grant_without_read_jira_user_exports_with_the_widened_query(jira_emulator, monkeypatch, tmp_path, airflow_db):
+    from tests.operators.conftest import connect
+
+    emu = jira_emulator
+    connect(emu, "oauth2", monkeypatch, "jira_cloud_default", scopes=["read:jira-work", "offline_access"])
+    d1 = midnight_days_ago(2)
+    inside = emu.seed_issue(created=d1 - timedelta(minutes=1))
+
+    _, event, rows = run_day(tmp_path, d1, d1 - timedelta(days=1))
+
+    assert [row["key"] for row in rows] == [inside] and event["time_zone"] is None
