@@ -36,10 +36,12 @@ def jira_incremental_export_reader():
     @task(inlets=[ENG_CHANGES])
     def read_exports(triggering_asset_events=None, inlet_events=None) -> dict:
         events = list(triggering_asset_events[ENG_CHANGES]) if triggering_asset_events else []
+        source = "triggering_asset_events"
         if not events:
             print("Started without an asset event (by hand): reading the newest export")
-            events = [inlet_events[ENG_CHANGES][-1]]
+            events, source = [inlet_events[ENG_CHANGES][-1]], "the asset's newest event"
         keys: list[str] = []
+        uris: list[str] = []
         for event in events:
             extra = event.extra
             lines = ObjectStoragePath(extra["uri"]).read_text().splitlines()
@@ -52,7 +54,8 @@ def jira_incremental_export_reader():
                 raise ValueError(f"{extra['uri']}: {outside} changed outside the window {extra['window']}")
             print(f"{extra['uri']}: {len(issues)} issue(s) changed in [{extra['window']['start']}, {extra['window']['end']})")
             keys += [i["key"] for i in issues]
-        return {"events": len(events), "keys": keys}
+            uris.append(extra["uri"])
+        return {"events": len(events), "from": source, "uris": uris, "keys": keys}
 
     read_exports()
 
