@@ -67,6 +67,8 @@ def test_the_reader_reads_each_export_from_its_triggering_event(tmp_path: Path) 
             deadline = time.monotonic() + 240
             while True:
                 readers = [r for r in runs(airflow, READER) if r["state"] in ("success", "failed")]
+                failed = [r["dag_run_id"] for r in readers if r["state"] == "failed"]
+                assert not failed, f"reader run(s) {failed} failed\n{airflow.diagnostics()}"
                 read = [result(airflow, READER, r["dag_run_id"], "read_exports") for r in readers if r["state"] == "success"]
                 if any(mine in r["uris"] for r in read):
                     break
