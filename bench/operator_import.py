@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 PROVIDER_MODULES = (
     "airflow_provider_jira_auth.operators.jira_cloud",
+    "airflow_provider_jira_auth.operators.export",
     "airflow_provider_jira_auth.sensors.jira_cloud",
     "airflow_provider_jira_auth.notifications.jira_cloud",
 )

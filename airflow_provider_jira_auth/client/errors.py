@@ -62,6 +62,14 @@ class JiraConfigError(JiraError, ValueError):
         super().__init__(f"Jira connection field {where}: {message}")
 
 
+class JiraArgumentError(JiraError, ValueError):
+    """An operator's argument is wrong; ``field`` names it and the message says what it must be."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
 class JiraPathError(JiraError, ValueError):
     """A path the client refuses to send: it would leave the REST root, and take the credentials along."""
 

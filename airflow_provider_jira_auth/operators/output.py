@@ -144,3 +144,15 @@ def _is_object_storage_path(value: Any) -> bool:
     from airflow.sdk import ObjectStoragePath
 
     return isinstance(value, ObjectStoragePath)
+
+
+def describe_outlets(outlets: Iterable[Any] | None, context: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+    """Put ``extra`` on the event of every ``Asset`` among ``outlets`` (what was written, and where)."""
+    events = context.get("outlet_events")
+    if events is None:
+        return
+    from airflow.sdk import Asset
+
+    for outlet in outlets or ():
+        if isinstance(outlet, Asset):
+            events[outlet].extra.update(extra)

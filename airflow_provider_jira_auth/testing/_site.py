@@ -78,6 +78,8 @@ ALL_FIELDS = (
 NAVIGABLE_FIELDS = tuple(f for f in ALL_FIELDS if f != "comment")
 
 _CANNOT_SET = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
+_CUSTOM_FIELD = re.compile(r"^customfield_\d+$")
+_EDITABLE = ("summary", "labels", "description", "priority", "assignee", "reporter")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
 _SEED_VERBS = ("Fix", "Add", "Improve", "Refactor", "Document", "Investigate", "Remove", "Update")
 _SEED_NOUNS = (
@@ -188,6 +190,8 @@ class FieldSelection:
 
     names: tuple[str, ...]
     id_key_only: bool
+    #: custom fields (``customfield_*``) too: ``*all`` and ``*navigable`` show them
+    custom: bool = False
 
     @classmethod
     def parse(cls, raw: Any, default: Sequence[str]) -> FieldSelection:
@@ -204,7 +208,8 @@ class FieldSelection:
             base = []
         names = [n for n in dict.fromkeys(base + includes) if n not in excludes and n not in ("id", "key")]
         id_key_only = not base and set(includes) <= {"id", "key"}
-        return cls(tuple(names), id_key_only)
+        custom = bool(base) and not any(t.startswith("customfield_") for t in excludes)
+        return cls(tuple(names), id_key_only, custom)
 
 
 class JiraSite:
@@ -318,6 +323,8 @@ class JiraSite:
         first page of ``comment_limit`` comments (default: the site's embedded limit)."""
         fields = issue.fields
         shown = {name: fields[name] for name in selection.names if name in fields}
+        if selection.custom:
+            shown.update((name, value) for name, value in fields.items() if name.startswith("customfield_"))
         if "comment" in selection.names:
             limit = self.embedded_comment_limit if comment_limit is None else comment_limit
             shown["comment"] = self.comment_page(issue, base, 0, limit)
@@ -335,7 +342,7 @@ class JiraSite:
 
     def snapshot(self, issue: Issue) -> dict[str, Any]:
         """A deep copy of the whole issue, for test assertions."""
-        whole = self.issue_json(issue, FieldSelection(ALL_FIELDS, False), self.url, comment_limit=len(issue.comments))
+        whole = self.issue_json(issue, FieldSelection(ALL_FIELDS, False, True), self.url, comment_limit=len(issue.comments))
         whole["changelog"] = {"histories": [entry for _at, entry in issue.changelog], "total": len(issue.changelog)}
         return copy.deepcopy(whole)
 
@@ -378,6 +385,65 @@ class JiraSite:
             }
             keys.append(self._store(project, fields, now - (count - n) * 60).key)
         return keys
+
+    def seed_one(
+        self,
+        project: Project,
+        *,
+        summary: str | None,
+        status: str,
+        issue_type: str,
+        labels: Sequence[str],
+        assignee: User | None,
+        reporter: User | None,
+        custom_fields: dict[str, Any],
+        created: float,
+        updated: float,
+    ) -> Issue:
+        """One issue with every field given, as it would be after its last edit at ``updated``."""
+        if updated < created:
+            raise ValueError("updated must not be before created")
+        found_type = _by_name_or_id(ISSUE_TYPES, issue_type)
+        if found_type is None:
+            raise ValueError(f"unknown issue type {issue_type!r}; the site has {', '.join(t['name'] for t in ISSUE_TYPES)}")
+        bad = [name for name in custom_fields if not _CUSTOM_FIELD.match(name)]
+        if bad:
+            raise ValueError(f"custom field ids look like customfield_10010, not {', '.join(map(repr, bad))}")
+        state = self.status(status)
+        done = state["statusCategory"]["key"] == "done"
+        fields = {
+            "summary": summary or f"Seeded issue #{project.next_number}",
+            "status": state,
+            "labels": list(labels),
+            "issuetype": found_type,
+            "project": project.ref(),
+            "description": _SEED_DESCRIPTION,
+            "priority": PRIORITIES[2],
+            "assignee": assignee.to_json() if assignee else None,
+            "reporter": reporter.to_json() if reporter else None,
+            "resolution": RESOLUTION_DONE if done else None,
+            "resolutiondate": jira_time(updated) if done else None,
+            "created": jira_time(created),
+            "updated": jira_time(updated),
+            **copy.deepcopy(custom_fields),
+        }
+        issue = self._store(project, fields, created)
+        self._touch(issue, updated)
+        return issue
+
+    def edit_at(self, issue: Issue, changes: dict[str, Any], status: str | None, at: float) -> None:
+        """Set field values as they are (no validation) and/or the status, as an edit at ``at``."""
+        bad = [name for name in changes if name not in _EDITABLE and not _CUSTOM_FIELD.match(name)]
+        if bad:
+            raise ValueError(f"cannot edit {', '.join(map(repr, bad))}: edit {', '.join(_EDITABLE)} or customfield_*")
+        issue.fields.update(copy.deepcopy(changes))
+        if status is not None:
+            state = self.status(status)
+            done = state["statusCategory"]["key"] == "done"
+            issue.fields["status"] = state
+            issue.fields["resolution"] = RESOLUTION_DONE if done else None
+            issue.fields["resolutiondate"] = jira_time(at) if done else None
+        self._touch(issue, at)
 
     def status(self, name: str) -> dict[str, Any]:
         found = _by_name_or_id(list(STATUSES.values()), name)

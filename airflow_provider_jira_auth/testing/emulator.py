@@ -19,8 +19,10 @@ import random
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Union
+from zoneinfo import ZoneInfo
 
 from ._accounts import Accounts, User
 from ._dispatch import Dispatcher, RecordedRequest
@@ -31,6 +33,9 @@ from ._runtime import Clock, Counters
 from ._scopes import DEFAULT_TOKEN_SCOPES
 from ._adf import adf_paragraph
 from ._site import STATUSES, JiraSite, Project, new_cloud_id
+
+#: a point in time as the seeding methods take it
+Moment = Union[datetime, float, str]
 
 #: where the provider's api-server plugin receives Atlassian's redirect ("Connect to Jira" page)
 AIRFLOW_CONSENT_CALLBACK_PATH = "/jira-auth/connect/callback"
@@ -206,12 +211,20 @@ class JiraCloudEmulator:
         scoped: bool = False,
         scopes: Iterable[str] | None = None,
         display_name: str | None = None,
+        time_zone: str = "Etc/UTC",
     ) -> User:
-        """An account with one API token; ``scoped=True`` (or any ``scopes``) makes it a scoped token."""
+        """An account with one API token; ``scoped=True`` (or any ``scopes``) makes it a scoped token.
+
+        ``time_zone`` (an IANA name) is the profile's: ``GET /myself`` shows it and JQL dates
+        the user writes are read in it. Change ``user.time_zone`` later to move the user.
+        """
         scoped = scoped or scopes is not None
         chosen = tuple(scopes) if scopes is not None else (DEFAULT_TOKEN_SCOPES if scoped else ())
+        ZoneInfo(time_zone)  # an unknown name fails here, not in a later search
         with self._lock:
-            return self._accounts.add(email, api_token, scoped=scoped, scopes=chosen, display_name=display_name)
+            user = self._accounts.add(email, api_token, scoped=scoped, scopes=chosen, display_name=display_name)
+            user.time_zone = time_zone
+            return user
 
     def add_oauth_app(
         self,
@@ -309,6 +322,81 @@ class JiraCloudEmulator:
                 self.default_user,
                 self._rng,
             )
+
+    def seed_issue(
+        self,
+        project: str = "ENG",
+        *,
+        summary: str | None = None,
+        created: Moment | None = None,
+        updated: Moment | None = None,
+        status: str = "To Do",
+        issue_type: str = "Task",
+        labels: Sequence[str] = (),
+        assignee: User | str | None = None,
+        reporter: User | str | None = None,
+        custom_fields: dict[str, Any] | None = None,
+        site: JiraSite | None = None,
+    ) -> str:
+        """Create one issue exactly as given; returns its key.
+
+        ``created`` and ``updated`` are aware datetimes, epoch seconds or ISO 8601 strings
+        (default: the emulator's clock now; ``updated`` defaults to ``created``).
+        ``assignee``/``reporter`` are users (or their account id or email); the reporter
+        defaults to ``default_user``. ``custom_fields`` are ``customfield_NNNNN`` values, shown
+        with ``*all``/``*navigable`` or when asked for by id. A missing project is created.
+        """
+        with self._lock:
+            target = site or self.default_site
+            found = target.find_project(project) or target.create_project(project)
+            made = _epoch(created, "created") if created is not None else self._now()
+            return target.seed_one(
+                found,
+                summary=summary,
+                status=status,
+                issue_type=issue_type,
+                labels=list(labels),
+                assignee=self._user(assignee, "assignee"),
+                reporter=self._user(reporter, "reporter") if reporter is not None else self.default_user,
+                custom_fields=dict(custom_fields or {}),
+                created=made,
+                updated=_epoch(updated, "updated") if updated is not None else made,
+            ).key
+
+    def edit_issue(
+        self,
+        key: str,
+        fields: dict[str, Any] | None = None,
+        *,
+        status: str | None = None,
+        at: Moment | None = None,
+        site: JiraSite | None = None,
+    ) -> None:
+        """Change an issue as a user would have at ``at`` (default: the clock now): ``updated`` becomes ``at``.
+
+        ``fields`` sets values as they are (``summary``, ``labels``, ``description``, ``priority``,
+        ``assignee``/``reporter`` as a user, account id or email, or ``customfield_*``);
+        ``status`` moves it directly, bypassing the workflow. Nothing at all: a touch.
+        """
+        with self._lock:
+            target = site or self.default_site
+            issue = target.find_issue(key)
+            if issue is None:
+                raise KeyError(f"no issue {key} on site {target.name}")
+            changes = dict(fields or {})
+            for role in ("assignee", "reporter"):
+                if role in changes:
+                    user = self._user(changes[role], role)
+                    changes[role] = user.to_json() if user else None
+            target.edit_at(issue, changes, status, _epoch(at, "at") if at is not None else self._now())
+
+    def _user(self, value: User | str | None, role: str) -> User | None:
+        if value is None or isinstance(value, User):
+            return value
+        found = self._accounts.find(value)
+        if found is None:
+            raise ValueError(f"{role}: no account with id, email or name {value!r}; add it with add_user()")
+        return found
 
     def get_issue(self, key: str, *, site: JiraSite | None = None) -> dict[str, Any]:
         """A deep copy of the stored issue as Jira shows it with ``fields=*all``."""
@@ -609,6 +697,16 @@ class JiraCloudEmulator:
             connection.update(login=chosen.email, password=chosen.api_token)
         connection["extra"] = self.connection_extra(auth_type, **extra_overrides)
         return json.dumps(connection)
+
+
+def _epoch(value: Moment, name: str) -> float:
+    """An aware datetime, epoch seconds or an ISO 8601 string with an offset, as epoch seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise ValueError(f"{name} must be an aware datetime, epoch seconds or ISO 8601 with an offset, not {value!r}")
+    return moment.timestamp()
 
 
 def airflow_consent_callback(airflow_url: str) -> str:

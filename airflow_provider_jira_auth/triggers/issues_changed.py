@@ -45,17 +45,16 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_jira_auth.client.errors import JiraError, JiraRateLimitError
+from airflow_provider_jira_auth.client.jql_time import jql_date, parse_jira_time, strip_order_by, zone_from_myself
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 from airflow_provider_jira_auth.triggers._client import open_async_client
 
@@ -79,8 +78,6 @@ log = logging.getLogger(__name__)
 
 #: fields each poll asks for: enough to name the change
 FIELDS = ("updated", "created", "status")
-#: the widest UTC offsets: a date written in UTC is off by at most this in the user's zone
-_UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
 #: the longest pause after failed polls
 MAX_OUTAGE_PAUSE = 600.0
 #: the state store key prefix; the rest is a digest of the connection id and the JQL
@@ -88,17 +85,6 @@ STATE_KEY_PREFIX = "jira_issues_changed:"
 
 
 # -- the watermark (pure) ---------------------------------------------------------------------------
-
-
-def parse_jira_time(value: str) -> int:
-    """Jira's ``2026-01-05T10:00:00.000+0000`` as epoch milliseconds."""
-    text = value.strip()
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return int(datetime.strptime(text, fmt).timestamp() * 1000)
-        except ValueError:
-            continue
-    raise ValueError(f"not a Jira timestamp: {value!r}")
 
 
 @dataclass(frozen=True)
@@ -136,31 +122,13 @@ class Watermark:
 
 
 def jql_lower_bound(mark: Watermark, overlap: float, zone: tzinfo | None) -> str:
-    """The ``updated >=`` date: ``newest - overlap`` in the user's zone, cut to the minute.
+    """The ``updated >=`` date: ``newest - overlap`` in the user's zone, rounded down to the minute.
 
-    Cutting the seconds only moves the bound earlier. Without a zone the date is written in UTC
-    and moved 14 hours back, which is early enough whatever the user's zone.
+    Without a zone the date is written in UTC and moved 14 hours back, which is early enough
+    whatever the user's zone (see :func:`~airflow_provider_jira_auth.client.jql_time.jql_date`).
     """
     moment = datetime.fromtimestamp(mark.newest / 1000, tz=timezone.utc) - timedelta(seconds=overlap)
-    if zone is None:
-        moment -= _UNKNOWN_ZONE_MARGIN
-    else:
-        moment = moment.astimezone(zone)
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
-_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
-
-
-def strip_order_by(jql: str) -> str:
-    """The JQL without a trailing ``ORDER BY`` (outside quotes): the trigger sorts by ``updated``."""
-    quoted = False
-    for i, ch in enumerate(jql):
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in "oO" and _ORDER_BY.match(jql, i) and (i == 0 or not jql[i - 1].isalnum()):
-            return jql[:i].strip()
-    return jql.strip()
+    return jql_date(moment, zone)
 
 
 def changes_jql(jql: str, bound: str) -> str:
@@ -367,10 +335,8 @@ class IssuesChangedPoller:
     async def _user_zone(self, client: AsyncJiraClient) -> tzinfo | None:
         """The time zone Jira reads JQL dates in: the user's (``GET /myself``); ``None`` if unknown."""
         try:
-            me = await client.request("GET", "myself")
-            name = (me or {}).get("timeZone")
-            return ZoneInfo(name) if name else None
-        except (JiraError, ZoneInfoNotFoundError, ValueError) as exc:
+            return zone_from_myself(await client.request("GET", "myself"))
+        except JiraError as exc:
             log.warning("Jira changes: the user's time zone is unknown (%s); querying 14 h wider", exc)
             return None
 

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
 from airflow_provider_jira_auth import scopes as scopes_module
 from airflow_provider_jira_auth.notifications import jira_cloud as notifications
+from airflow_provider_jira_auth.operators import export
 from airflow_provider_jira_auth.operators import jira_cloud as operators
 from airflow_provider_jira_auth.operators import transition as transition_operators
 from airflow_provider_jira_auth.scopes import OPERATIONS, operation_for_request, scopes_for
@@ -132,6 +135,11 @@ def _exercises() -> dict[str, Exercise]:
     jql_trigger = triggers.JiraJqlTrigger(jql="project = ENG", jira_conn_id=CONN_ID)
     issue_trigger = triggers.JiraIssueTrigger(issue_key="ENG-1", criteria={"status": "To Do"}, jira_conn_id=CONN_ID)
     notifier = notifications.JiraIssueNotifier(project_key="ENG", jira_conn_id=CONN_ID)
+    export_dir = tempfile.mkdtemp(prefix="jira-contract-")
+    incremental = export.JiraIncrementalExportOperator(
+        task_id="t", jql="project = ENG", output_path=f"{export_dir}/eng.jsonl", settle=0, jira_conn_id=CONN_ID
+    )
+    window = {"data_interval_end": datetime.now(timezone.utc), "prev_data_interval_end_success": None}
 
     def notify_twice() -> None:
         notifier.notify(_context())  # opens the ticket
@@ -162,6 +170,7 @@ def _exercises() -> dict[str, Exercise]:
         "JiraJqlTrigger": of(jql_trigger, lambda: _trigger_event(jql_trigger)),
         "JiraIssueTrigger": of(issue_trigger, lambda: _trigger_event(issue_trigger)),
         "JiraIssueNotifier": of(notifier, notify_twice),
+        "JiraIncrementalExportOperator": of(incremental, lambda: incremental.execute({**_context(), **window})),
     }
 
 
@@ -186,7 +195,7 @@ def recorded() -> Iterator[dict[str, tuple[Exercise, list[Call]]]]:
 
 def _public_jira_classes() -> set[type]:
     found = set()
-    for module in (operators, transition_operators, sensors, triggers, notifications):
+    for module in (operators, transition_operators, export, sensors, triggers, notifications):
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if (
                 obj.__module__ == module.__name__
