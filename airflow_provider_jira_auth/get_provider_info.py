@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_jira_auth.operators.jira_cloud",
                     "airflow_provider_jira_auth.operators.transition",
+                    "airflow_provider_jira_auth.operators.export",
                 ],
             }
         ],
