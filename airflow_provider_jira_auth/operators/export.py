@@ -41,7 +41,6 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import BaseOperator
@@ -261,7 +260,7 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
         issues = client.search_issues(query, fields=self._fields(), page_size=page_size)
         count = output.write_jsonl(target, (compact_issue(issue) for issue in in_window(issues, window)))
         # A URL even for a local file, so that a reader can open it as ObjectStoragePath(uri).
-        uri = target.resolve().as_uri() if isinstance(target, Path) else output.describe(target)
+        uri = output.uri_of(target)
         self.log.info("JQL %r: wrote %d issue(s) changed in the window to %s", query, count, uri)
         extra = {
             "uri": uri,

@@ -203,7 +203,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
             count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))
             uri = output.describe(target)
             self.log.info("JQL %r: wrote %d issue(s) to %s", self.jql, count, uri)
-            self._describe_outlets(context, {"uri": uri, "jql": self.jql, "count": count})
+            output.describe_outlets(self.outlets, context, {"uri": output.uri_of(target), "jql": self.jql, "count": count})
             return {"path": uri, "count": count}
         found = [compact_issue(issue) for issue in islice(issues, max_xcom_issues + 1)]
         if len(found) > max_xcom_issues:
@@ -216,19 +216,9 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
                 "file, narrow the JQL, set max_results, or raise max_xcom_issues."
             )
         self.log.info("JQL %r: %d issue(s)", self.jql, len(found))
-        self._describe_outlets(context, {"jql": self.jql, "count": len(found)})
+        output.describe_outlets(self.outlets, context, {"jql": self.jql, "count": len(found)})
         return found
 
-    def _describe_outlets(self, context: Context, extra: dict[str, Any]) -> None:
-        """Put ``extra`` on the event of every ``Asset`` among the task's outlets."""
-        events = context.get("outlet_events")
-        if events is None:
-            return
-        from airflow.sdk import Asset
-
-        for outlet in self.outlets or ():
-            if isinstance(outlet, Asset):
-                events[outlet].extra.update(extra)
 
 
 # -- create / update / comment ----------------------------------------------------------------------

@@ -146,6 +146,13 @@ def _is_object_storage_path(value: Any) -> bool:
     return isinstance(value, ObjectStoragePath)
 
 
+def uri_of(target: Target) -> str:
+    """The target as a URL that ``ObjectStoragePath(uri)`` opens: ``file://`` for a local file."""
+    if _is_object_storage_path(target):  # first: on Airflow 3.0/3.1 it is a pathlib.Path too
+        return str(target)
+    return Path(target).resolve().as_uri()
+
+
 def describe_outlets(outlets: Iterable[Any] | None, context: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
     """Put ``extra`` on the event of every ``Asset`` among ``outlets`` (what was written, and where)."""
     events = context.get("outlet_events")

@@ -129,7 +129,7 @@ def test_asset_outlets_get_events_that_say_what_was_written(jira: Jira, context,
     ).execute(context)
     JiraSearchOperator(task_id="listed", jql="project = ENG", outlets=[listed], jira_conn_id=jira.conn_id).execute(context)
 
-    assert context["outlet_events"][exported].extra == {"uri": str(path), "jql": "project = ENG", "count": 8}
+    assert context["outlet_events"][exported].extra == {"uri": path.resolve().as_uri(), "jql": "project = ENG", "count": 8}
     assert context["outlet_events"][listed].extra == {"jql": "project = ENG", "count": 8}
 
 
