@@ -214,6 +214,15 @@ def _dags_test_here(runs: list[tuple[str, list[str]]]) -> int:
         sys.stderr.flush()
         os.write(1, f"{MARK} {text}\n".encode())
 
+    from airflow_provider_jira_auth._compat import AIRFLOW_V_3_1_PLUS
+
+    if not AIRFLOW_V_3_1_PLUS:
+        # Airflow 3.0's `dags test` does not write the DAG to the metadata DB, so the assets a task
+        # produces are unknown there and the task fails ("inactive assets"); the DAG processor
+        # would register them, and `airflow dags reserialize` does the same once.
+        parsed = parser.parse_args(["dags", "reserialize"])
+        parsed.func(parsed)
+
     for label, args in runs:
         mark(f"ready {label}")
         sys.stdin.readline()  # Jira is as it should be for this run
