@@ -40,6 +40,7 @@ from airflow_provider_jira_auth.client.error_mapping import (
     json_or_none,
     login_refused,
 )
+from airflow_provider_jira_auth.client.pacing import SitePacer, pacer_for
 from airflow_provider_jira_auth.client.parallel_search import ParallelSearch, parallel_applies
 from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base_url, rest_endpoint_url
@@ -136,6 +137,9 @@ class JiraClient:
     :param retry: the retry policy; default :class:`RetryPolicy()`.
     :param session: a session to use instead of the client's own; it is not closed by :meth:`close`.
     :param user_agent: the ``User-Agent`` header.
+    :param pacer: paces requests to Jira's rate limits; default the process's pacer for this
+        site (:func:`~.pacing.pacer_for`), shared with every other client of the site. ``False``
+        turns pacing off (the retry policy still honours 429s).
     """
 
     def __init__(
@@ -148,9 +152,11 @@ class JiraClient:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        pacer: SitePacer | bool = True,
     ) -> None:
         self.rest_url = normalize_base_url(rest_url, "rest_url")
         self.auth = auth
+        self.pacer: SitePacer | None = pacer_for(self.rest_url) if pacer is True else (pacer or None)
         self.timeout = timeout
         self.verify = verify
         self.retry = retry if retry is not None else RetryPolicy()
@@ -230,7 +236,7 @@ class JiraClient:
 
         bad_header = False
         try:
-            response = self.retry.call(method, route, send)
+            response = self.retry.call(method, route, send, pacer=self.pacer)
         except (JiraError, requests.exceptions.InvalidJSONError):
             raise
         except requests.exceptions.InvalidHeader:

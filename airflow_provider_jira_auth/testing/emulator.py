@@ -24,7 +24,7 @@ from typing import Any
 
 from ._accounts import Accounts, User
 from ._dispatch import Dispatcher, RecordedRequest
-from ._faults import AnswerDelays, DelayRule, FaultMix, FaultRule, RequestRateLimit, failure, rate_limited
+from ._faults import AnswerDelays, DelayRule, FaultMix, FaultRule, QuotaWindow, RequestRateLimit, failure, rate_limited
 from ._http import EmulatorHTTPServer
 from ._oauth import OAuthApp, OAuthServer, OAuthSettings
 from ._runtime import Clock, Counters
@@ -412,6 +412,18 @@ class JiraCloudEmulator:
         """At most ``per_second`` Jira REST calls a second, 429 with Jira's headers beyond; None lifts it."""
         with self._lock:
             self._dispatcher.rate_limit = RequestRateLimit(per_second, reason) if per_second else None
+
+    def exhaust_quota(
+        self, seconds: float, *, reason: str = "jira-quota-global-based", limit: int = 65000
+    ) -> float:
+        """The app's hourly quota is spent for the next ``seconds``: every Jira REST call is answered
+        429 with ``reason`` (``jira-quota-global-based`` or ``jira-quota-tenant-based``), its
+        ``Retry-After`` and ``X-RateLimit-Reset`` pointing at the reset. Returns the reset time
+        (the emulator's clock)."""
+        with self._lock:
+            until = self._now() + seconds
+            self._dispatcher.quota = QuotaWindow(until, reason, limit)
+            return until
 
     def delay_next(self, method: str | None, path_regex: str | re.Pattern[str], seconds: float, *, times: int = 1) -> None:
         """Answer the next ``times`` matching calls ``seconds`` late; the work itself is done at once.
