@@ -62,6 +62,15 @@ class JiraConfigError(JiraError, ValueError):
         super().__init__(f"Jira connection field {where}: {message}")
 
 
+class JiraArgumentError(JiraConfigError):
+    """An argument of an operator or hook is wrong (``field``: e.g. ``jira_retry.retry_delay``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.label = field
+        ValueError.__init__(self, f"Jira argument {field!r}: {message}")
+
+
 class JiraPathError(JiraError, ValueError):
     """A path the client refuses to send: it would leave the REST root, and take the credentials along."""
 

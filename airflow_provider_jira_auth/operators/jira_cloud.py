@@ -43,17 +43,32 @@ class JiraOperatorMixin:
 
     ``jira_operations`` names the client operations a class calls (keys of
     ``scopes.OPERATIONS``); with 3LO their scopes are checked before the first call.
+
+    Every operator and sensor takes ``jira_retry``: how its Jira calls are retried within one
+    task try, as a mapping of ``retry_attempts``, ``retry_delay``, ``retry_max_delay`` laid
+    over the connection's extras of the same names (e.g. ``jira_retry={"retry_attempts": 1}``
+    for no retry), or a ``RetryPolicy``. A deferred sensor's trigger uses the connection's.
     """
 
     jira_conn_id: str
     task_id: str
     jira_operations: ClassVar[tuple[str, ...]] = ()
+    jira_retry: Mapping[str, Any] | Any = None
+
+    def __init__(self, *args: Any, jira_retry: Mapping[str, Any] | Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(jira_retry, Mapping):
+            from airflow_provider_jira_auth.settings import RetrySettings
+
+            RetrySettings.parse(jira_retry, "jira_retry")  # bad keys or values fail when the DAG is parsed
+            jira_retry = dict(jira_retry)
+        self.jira_retry = jira_retry
 
     @cached_property
     def hook(self) -> JiraCloudHook:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
-        return JiraCloudHook(jira_conn_id=self.jira_conn_id)
+        return JiraCloudHook(jira_conn_id=self.jira_conn_id, retry_policy=self.jira_retry)
 
     def jira_client(self, *, scopes: Iterable[str] = ()) -> JiraClient:
         """The hook's client, once the grant is known to hold what ``jira_operations`` need."""
