@@ -272,8 +272,9 @@ class SitePacer:
             pause = 1.0
         pause = min(MAX_PAUSE, max(pause, reset_in or 0.0))
         until = now + pause
-        if until > self._paused_until:
-            self._paused_until = until
+        began = self._paused_until <= now
+        self._paused_until = max(self._paused_until, until)
+        if began:  # answers already on the way only extend it, without a log line each
             self.stats.quota_pauses += 1
             remaining = self.stats.quota_remaining
             log.warning(
