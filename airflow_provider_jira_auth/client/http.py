@@ -159,6 +159,8 @@ class JiraClient:
         self.pacer: SitePacer | None = pacer_for(self.rest_url) if pacer is True else (pacer or None)
         self.timeout = timeout
         self.verify = verify
+        #: HTTP requests this client has sent (attempts, retries included): what an export cost.
+        self.calls_sent = 0
         self.retry = retry if retry is not None else RetryPolicy()
         self._owns_session = session is None
         self.session = session if session is not None else _new_session()
@@ -222,6 +224,7 @@ class JiraClient:
 
         def send() -> requests.Response:
             # Prepared per attempt, and the flow run per attempt: each carries current credentials.
+            self.calls_sent += 1  # an int's += under the GIL: close enough for a usage figure
             flow = auth.auth_flow(session.prepare_request(request))
             sending = next_request(flow)
             while True:
@@ -498,6 +501,14 @@ class JiraClient:
         return self.request("POST", f"issue/{_segment(key)}/comment", json={"body": ensure_adf(body)})
 
     # -- identity ---------------------------------------------------------------------------
+
+    def usage_note(self, calls_before: int = 0) -> str:
+        """``"N call(s) to Jira"``, plus what was left of the hourly quota when Jira last said so."""
+        note = f"{self.calls_sent - calls_before} call(s) to Jira"
+        stats = self.pacer.stats if self.pacer is not None else None
+        if stats is not None and stats.quota_remaining is not None:
+            note += f"; Jira's last quota answer: {stats.quota_remaining:g} of {stats.quota_limit or 0:g} left"
+        return note
 
     def myself(self) -> dict[str, Any]:
         """The user behind the credentials: the way to test them (401 when refused)."""

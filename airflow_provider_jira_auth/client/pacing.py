@@ -194,19 +194,48 @@ class SitePacer:
         with self._lock:
             return max(0.0, self._paused_until - self.clock())
 
-    def wait_turn(self, method: str, route: str, sleep: Callable[[float], Any] = time.sleep) -> None:
-        """In a thread: wait for this request's slot, and for any site-wide pause begun meanwhile."""
+    def wait_turn(
+        self, method: str, route: str, sleep: Callable[[float], Any] = time.sleep, *, max_wait: float | None = None
+    ) -> None:
+        """In a thread: wait for this request's slot, and for any site-wide pause begun meanwhile.
+
+        :param max_wait: a site-wide pause longer than this is not waited for in-process:
+            :class:`~.errors.JiraRateLimitError` is raised instead, nothing sent (the caller's
+            task retry, or the trigger's outage pause, takes over).
+        """
+        self._refuse_long_pause(method, route, max_wait)
         wait = self.reserve(method, route)
         while wait > 0:
             sleep(wait)
             wait = self.pause_left()
+            if wait > 0:
+                self._refuse_long_pause(method, route, max_wait)
 
-    async def await_turn(self, method: str, route: str) -> None:
+    async def await_turn(self, method: str, route: str, *, max_wait: float | None = None) -> None:
         """On an event loop: the same as :meth:`wait_turn`, sleeping with ``asyncio.sleep``."""
+        self._refuse_long_pause(method, route, max_wait)
         wait = self.reserve(method, route)
         while wait > 0:
             await asyncio.sleep(wait)
             wait = self.pause_left()
+            if wait > 0:
+                self._refuse_long_pause(method, route, max_wait)
+
+    def _refuse_long_pause(self, method: str, route: str, max_wait: float | None) -> None:
+        left = self.pause_left()
+        if max_wait is None or left <= max_wait:
+            return
+        from airflow_provider_jira_auth.client.errors import JiraRateLimitError
+
+        raise JiraRateLimitError(
+            method,
+            route,
+            429,
+            error_messages=[f"not sent: Jira's quota for this site is spent for another {left:.0f} s"],
+            hint="Jira's hourly quota resets then; the task's retries (or a later run) can send it",
+            retry_after=left,
+            reason="quota",
+        )
 
     def _book_issue_write(self, issue: str, start: float, now: float) -> float:
         start = max(start, self._issue_held.get(issue, 0.0))

@@ -287,7 +287,8 @@ class RetryPolicy:
         pacer: SitePacer | None = None,
     ) -> requests.Response:
         if pacer is not None:
-            pacer.wait_turn(method, path)  # real time: the pacer's slots are on the clock
+            # Real time: the pacer's slots are on the clock (a test's no-op sleep is for retry waits).
+            pacer.wait_turn(method, path, max_wait=self.max_retry_after)
         try:
             response = send()
         except requests.RequestException as exc:
@@ -309,7 +310,7 @@ class RetryPolicy:
         repeatable: bool,
     ) -> Any:
         if pacer is not None:
-            await pacer.await_turn(method, path)
+            await pacer.await_turn(method, path, max_wait=self.max_retry_after)
         try:
             response = await send()
         except errors as exc:

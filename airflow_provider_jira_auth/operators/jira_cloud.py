@@ -193,7 +193,9 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         parallelism = _whole_number(self.parallelism, "parallelism", optional=True, minimum=1) or 1
         # Checked before any Jira call: a scheme nobody serves fails now, naming it.
         target = output.resolve_output(self.output_path) if self.output_path else None
-        issues = self.jira_client().search_issues(
+        client = self.jira_client()
+        calls_before = client.calls_sent
+        issues = client.search_issues(
             self.jql,
             fields=self.fields,
             page_size=page_size,
@@ -204,7 +206,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         if target is not None:
             count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))
             uri = output.describe(target)
-            self.log.info("JQL %r: wrote %d issue(s) to %s", self.jql, count, uri)
+            self.log.info("JQL %r: wrote %d issue(s) to %s (%s)", self.jql, count, uri, client.usage_note(calls_before))
             self._describe_outlets(context, {"uri": uri, "jql": self.jql, "count": count})
             return {"path": uri, "count": count}
         found = [compact_issue(issue) for issue in islice(issues, max_xcom_issues + 1)]
@@ -217,7 +219,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
                 "XCom (XComs live in Airflow's metadata database). Set output_path to stream them to a JSON Lines "
                 "file, narrow the JQL, set max_results, or raise max_xcom_issues."
             )
-        self.log.info("JQL %r: %d issue(s)", self.jql, len(found))
+        self.log.info("JQL %r: %d issue(s) (%s)", self.jql, len(found), client.usage_note(calls_before))
         self._describe_outlets(context, {"jql": self.jql, "count": len(found)})
         return found
 

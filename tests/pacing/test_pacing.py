@@ -193,3 +193,34 @@ def _one_attempt():
     from airflow_provider_jira_auth.client.retry import RetryPolicy
 
     return RetryPolicy(max_attempts=1)
+
+
+def test_a_quota_reset_beyond_the_policy_s_longest_wait_fails_fast_without_sending(emu: JiraCloudEmulator) -> None:
+    from airflow_provider_jira_auth.client.errors import JiraRateLimitError
+
+    client = JiraCloudHook(CONN_ID).get_conn()
+    emu.exhaust_quota(600.0)  # beyond RetryPolicy.max_retry_after (120 s): not waited for in-process
+    with pytest.raises(JiraRateLimitError):
+        client.myself()
+
+    started = time.monotonic()
+    with pytest.raises(JiraRateLimitError, match="not sent") as caught:
+        JiraCloudHook(CONN_ID).get_conn().get_issue("ENG-1")
+
+    assert time.monotonic() - started < 1.0
+    assert caught.value.retry_after is not None and caught.value.retry_after > 500
+    assert len(rest_calls(emu)) == 1
+
+
+def test_an_export_logs_its_calls_and_the_quota_jira_reported(
+    emu: JiraCloudEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_jira_auth.operators.jira_cloud import JiraSearchOperator
+
+    emu.exhaust_quota(1.0)
+    export = JiraSearchOperator(task_id="export", jira_conn_id=CONN_ID, jql="project = ENG ORDER BY key")
+    found = export.execute({})
+
+    assert len(found) == 2
+    said = [line for line in capfd.readouterr().out.splitlines() if "issue(s)" in line]  # the task log
+    assert said and "2 call(s) to Jira" in said[-1] and "last quota answer: 0 of 65000 left" in said[-1], said
