@@ -58,7 +58,8 @@ class JiraCloudEmulator:
     ``default_app`` (OAuth client), ``add_user``, ``add_oauth_app``, ``add_redirect_uri``,
     ``issue_grant``, ``consent``.
     What: project ENG, ``create_project``, ``seed_issues``, ``get_issue``, ``set_status``.
-    Misbehaviour: ``fail_next``, ``rate_limit``, ``set_answer_delays`` (latency), ``delete_issue``,
+    Misbehaviour: ``fail_next``, ``rate_limit``, ``limit_request_rate`` (a burst limit, Jira's headers
+    on every answer), ``exhaust_quota`` (a spent hourly quota), ``set_answer_delays`` (latency), ``delete_issue``,
     ``fail_bulkfetch_of``, ``oauth`` (token lifetimes), ``advance``.
     Observation: ``requests``, ``stats`` (``stats.peak_concurrent_calls``: calls served at once). Airflow: ``connection_json``, ``connection_extra``.
     """
