@@ -502,14 +502,6 @@ class JiraClient:
 
     # -- identity ---------------------------------------------------------------------------
 
-    def usage_note(self, calls_before: int = 0) -> str:
-        """``"N call(s) to Jira"``, plus what was left of the hourly quota when Jira last said so."""
-        note = f"{self.calls_sent - calls_before} call(s) to Jira"
-        stats = self.pacer.stats if self.pacer is not None else None
-        if stats is not None and stats.quota_remaining is not None:
-            note += f"; Jira's last quota answer: {stats.quota_remaining:g} of {stats.quota_limit or 0:g} left"
-        return note
-
     def myself(self) -> dict[str, Any]:
         """The user behind the credentials: the way to test them (401 when refused)."""
         return self.request("GET", "myself")
@@ -517,3 +509,13 @@ class JiraClient:
     def server_info(self) -> dict[str, Any]:
         """Jira's version and base URL; needs no auth."""
         return self.request("GET", "serverInfo")
+
+
+def usage_note(client: JiraClient, calls_before: int = 0) -> str:
+    """``"N call(s) to Jira"`` since ``calls_before``, plus what was left of the hourly quota when
+    Jira last said so (for the log line of an export)."""
+    note = f"{client.calls_sent - calls_before} call(s) to Jira"
+    stats = client.pacer.stats if client.pacer is not None else None
+    if stats is not None and stats.quota_remaining is not None:
+        note += f"; Jira's last quota answer: {stats.quota_remaining:g} of {stats.quota_limit or 0:g} left"
+    return note

@@ -185,6 +185,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         self.jira_conn_id = jira_conn_id
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        from airflow_provider_jira_auth.client.http import usage_note
         from airflow_provider_jira_auth.operators import output
 
         max_results = _whole_number(self.max_results, "max_results", optional=True)
@@ -206,7 +207,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         if target is not None:
             count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))
             uri = output.describe(target)
-            self.log.info("JQL %r: wrote %d issue(s) to %s (%s)", self.jql, count, uri, client.usage_note(calls_before))
+            self.log.info("JQL %r: wrote %d issue(s) to %s (%s)", self.jql, count, uri, usage_note(client, calls_before))
             self._describe_outlets(context, {"uri": uri, "jql": self.jql, "count": count})
             return {"path": uri, "count": count}
         found = [compact_issue(issue) for issue in islice(issues, max_xcom_issues + 1)]
@@ -219,7 +220,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
                 "XCom (XComs live in Airflow's metadata database). Set output_path to stream them to a JSON Lines "
                 "file, narrow the JQL, set max_results, or raise max_xcom_issues."
             )
-        self.log.info("JQL %r: %d issue(s) (%s)", self.jql, len(found), client.usage_note(calls_before))
+        self.log.info("JQL %r: %d issue(s) (%s)", self.jql, len(found), usage_note(client, calls_before))
         self._describe_outlets(context, {"jql": self.jql, "count": len(found)})
         return found
 

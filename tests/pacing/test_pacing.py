@@ -217,8 +217,9 @@ def test_an_export_logs_its_calls_and_the_quota_jira_reported(
 ) -> None:
     from airflow_provider_jira_auth.operators.jira_cloud import JiraSearchOperator
 
-    emu.exhaust_quota(1.0)
     export = JiraSearchOperator(task_id="export", jira_conn_id=CONN_ID, jql="project = ENG ORDER BY key")
+    export.jira_client()  # the connection read and the client built before the quota runs out
+    emu.exhaust_quota(1.5)
     found = export.execute({})
 
     assert len(found) == 2
