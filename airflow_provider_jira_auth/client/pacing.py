@@ -260,6 +260,9 @@ class SitePacer:
         limit = _number(_header(headers, "X-RateLimit-Limit"))
         remaining = _number(_header(headers, "X-RateLimit-Remaining"))
         if status != 429 and limit is None:
+            if self._buckets:  # the endpoint no longer advertises a limit: stop pacing it
+                with self._lock:
+                    self._buckets.pop((method, endpoint_of(route)), None)
             return
         retry_after = _number(_header(headers, "Retry-After"))
         reset_in = seconds_until_reset(_header(headers, "X-RateLimit-Reset"))

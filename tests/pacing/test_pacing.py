@@ -225,3 +225,18 @@ def test_an_export_logs_its_calls_and_the_quota_jira_reported(
     assert len(found) == 2
     said = [line for line in capfd.readouterr().out.splitlines() if "issue(s)" in line]  # the task log
     assert said and "2 call(s) to Jira" in said[-1] and "last quota answer: 0 of 65000 left" in said[-1], said
+
+
+def test_an_endpoint_that_stops_advertising_a_limit_is_no_longer_paced(emu: JiraCloudEmulator) -> None:
+    emu.limit_request_rate(2)
+    client = JiraCloudHook(CONN_ID).get_conn()
+    client.myself()
+    client.myself()  # the bucket of 2 a second is spent
+    emu.limit_request_rate(None)
+    client.myself()  # paced once more (~0.5 s); its answer carries no limit
+
+    started = time.monotonic()
+    for _ in range(5):
+        client.myself()
+
+    assert time.monotonic() - started < 0.4
