@@ -112,7 +112,11 @@ def seconds_until_reset(value: str | None, *, now: datetime | None = None) -> fl
 
 @dataclass
 class _Bucket:
-    """A token bucket in virtual-scheduling form (GCRA): ``tat`` is when it is next empty-and-full."""
+    """A token bucket in virtual-scheduling form (GCRA).
+
+    ``tat`` (theoretical arrival time) is when the next request would be due if requests went
+    exactly at ``rate``; a request may go ``burst - 1`` intervals earlier than that.
+    """
 
     rate: float  # requests per second the pacer sends at
     burst: float  # requests that may go at once
@@ -137,7 +141,7 @@ class _Bucket:
 class PacerStats:
     """What a pacer did: for logs and the benchmark."""
 
-    sent: int = 0
+    sent: int = 0  # requests that asked for a slot (retries included)
     rate_limited: int = 0
     waits: int = 0
     waited: float = 0.0
