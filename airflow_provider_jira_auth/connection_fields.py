@@ -16,6 +16,12 @@ HOOK_NAME = "Jira Cloud"
 DEFAULT_AUTH_URL = "https://auth.atlassian.com"
 DEFAULT_API_URL = "https://api.atlassian.com"
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRY_ATTEMPTS = 5
+DEFAULT_RETRY_DELAY = 2.0
+DEFAULT_RETRY_MAX_DELAY = 30.0
+
+#: The connection extras (and operator ``jira_retry`` keys) that set how calls are retried.
+RETRY_FIELDS = ("retry_attempts", "retry_delay", "retry_max_delay")
 
 AUTH_TYPES = ("basic", "oauth2")
 
@@ -106,6 +112,22 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Timeout (seconds)",
         "description": "Timeout of each HTTP request to Jira.",
         "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT},
+    },
+    "retry_attempts": {
+        "label": "Retry attempts",
+        "description": "Attempts per Jira call, the first included (default 5; 1: no retry). Only what is "
+        "safe to repeat is retried; Retry-After is always honoured.",
+        "schema": {"type": ["integer", "null"], "default": DEFAULT_RETRY_ATTEMPTS},
+    },
+    "retry_delay": {
+        "label": "Retry delay (seconds)",
+        "description": "First wait before a retry, doubled at each one, with jitter (default 2).",
+        "schema": {"type": ["number", "null"], "default": DEFAULT_RETRY_DELAY},
+    },
+    "retry_max_delay": {
+        "label": "Retry max delay (seconds)",
+        "description": "Longest wait between two attempts, Retry-After aside (default 30).",
+        "schema": {"type": ["number", "null"], "default": DEFAULT_RETRY_MAX_DELAY},
     },
     "verify": {
         "label": "Verify TLS",

@@ -16,15 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_jira_auth.auth.token_state import DEFAULT_EXPIRY_MARGIN
-from airflow_provider_jira_auth.client.errors import JiraConfigError
+from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraConfigError
 from airflow_provider_jira_auth.client.urls import gateway_rest_url, normalize_base_url, site_rest_url
 from airflow_provider_jira_auth.connection_fields import (
     AUTH_TYPES,
     CONN_TYPE,
     DEFAULT_API_URL,
     DEFAULT_AUTH_URL,
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_RETRY_MAX_DELAY,
     DEFAULT_TIMEOUT,
     RENAMED_KEYS,
+    RETRY_FIELDS,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 #: arithmetic of a refresh margin) stop making sense, or overflow.
 MAX_TIMEOUT = 600.0
 MAX_REFRESH_MARGIN = 3600.0
+MAX_RETRY_ATTEMPTS = 20
+MAX_RETRY_DELAY = 600.0
 
 _warned_renames: set[str] = set()
 
@@ -97,7 +103,7 @@ def _parse_verify(value: Any) -> bool | str:
     return text  # a CA bundle path, handed to requests as is
 
 
-def _parse_seconds(value: Any, name: str, default: float, maximum: float) -> float:
+def _parse_seconds(value: Any, name: str, default: float, maximum: float, where: str = "extra") -> float:
     if value is None:
         return default
     try:
@@ -105,10 +111,91 @@ def _parse_seconds(value: Any, name: str, default: float, maximum: float) -> flo
     except (TypeError, ValueError, OverflowError):
         seconds = -1.0
     if not (math.isfinite(seconds) and 0 < seconds <= maximum):
-        raise JiraConfigError(
-            f"extra.{name}", f"{value!r} is not a positive number of seconds up to {maximum:g}; use e.g. {default:g}"
+        raise _config_error(
+            f"{where}.{name}", f"{value!r} is not a positive number of seconds up to {maximum:g}; use e.g. {default:g}"
         )
     return seconds
+
+
+def _config_error(field: str, message: str) -> JiraConfigError:
+    """A connection field's error, or an argument's (``jira_retry.retry_delay``) when not from the extra."""
+    return JiraConfigError(field, message) if field.startswith("extra") else JiraArgumentError(field, message)
+
+
+def _parse_attempts(value: Any, name: str) -> int:
+    if value is None or value == "":
+        return DEFAULT_RETRY_ATTEMPTS
+    try:
+        attempts = int(str(value).strip()) if not isinstance(value, (bool, float)) else 0
+    except ValueError:
+        attempts = 0
+    if not 1 <= attempts <= MAX_RETRY_ATTEMPTS:
+        raise _config_error(
+            name,
+            f"{value!r} is not a whole number of attempts from 1 to {MAX_RETRY_ATTEMPTS} (the first call included); "
+            f"use e.g. {DEFAULT_RETRY_ATTEMPTS}, or 1 for no retry",
+        )
+    return attempts
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How the client retries within one task try: attempts in total and the backoff's bounds."""
+
+    attempts: int = DEFAULT_RETRY_ATTEMPTS
+    delay: float = DEFAULT_RETRY_DELAY
+    max_delay: float = DEFAULT_RETRY_MAX_DELAY
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any], where: str = "extra", base: RetrySettings | None = None) -> RetrySettings:
+        """From ``retry_attempts``, ``retry_delay``, ``retry_max_delay`` (missing ones from ``base``).
+
+        :param where: prefix of the field named in errors (``extra`` or an operator argument).
+        :raises JiraConfigError: an unknown key or a bad value, naming it.
+        """
+        # The order of the two delays is checked once both are known: an operator's mapping alone
+        # may lower retry_max_delay under the default delay for a connection whose delay is lower.
+        check_order = base is not None or where == "extra"
+        base = base or cls()
+        unknown = sorted(set(values) - set(RETRY_FIELDS)) if where != "extra" else []
+        if unknown:
+            raise _config_error(f"{where}.{unknown[0]}", f"is not a retry setting; use {', '.join(RETRY_FIELDS)}")
+
+        def get(name: str) -> Any:
+            value = extra_value(values, name) if where == "extra" else values.get(name)
+            return None if value == "" else value
+
+        attempts = get("retry_attempts")
+        delay, max_delay = get("retry_delay"), get("retry_max_delay")
+        parsed = cls(
+            attempts=base.attempts if attempts is None else _parse_attempts(attempts, f"{where}.retry_attempts"),
+            delay=base.delay if delay is None else _parse_seconds(delay, "retry_delay", DEFAULT_RETRY_DELAY, MAX_RETRY_DELAY, where),
+            max_delay=base.max_delay
+            if max_delay is None
+            else _parse_seconds(max_delay, "retry_max_delay", DEFAULT_RETRY_MAX_DELAY, MAX_RETRY_DELAY, where),
+        )
+        if check_order and parsed.max_delay < parsed.delay:
+            raise _config_error(
+                f"{where}.retry_max_delay",
+                f"{parsed.max_delay:g} s is below retry_delay ({parsed.delay:g} s); the longest wait cannot be "
+                "shorter than the first",
+            )
+        return parsed
+
+    def policy(self) -> Any:
+        """The :class:`~airflow_provider_jira_auth.client.retry.RetryPolicy` these settings describe.
+
+        ``Retry-After`` stays the minimum wait; a small ``delay`` also lowers the floor put under
+        ``Retry-After: 0`` (1 s by default), so that a short backoff is not lengthened there.
+        """
+        from airflow_provider_jira_auth.client.retry import RetryPolicy
+
+        return RetryPolicy(
+            max_attempts=self.attempts,
+            backoff_initial=self.delay,
+            backoff_cap=self.max_delay,
+            retry_after_floor=min(1.0, self.delay),
+        )
 
 
 def _parse_timeout(value: Any) -> float:
@@ -164,6 +251,7 @@ class JiraConnectionSettings:
     timeout: float = DEFAULT_TIMEOUT
     verify: bool | str = True
     refresh_margin: float = DEFAULT_EXPIRY_MARGIN
+    retry: RetrySettings = field(default_factory=RetrySettings)
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -265,6 +353,7 @@ class JiraConnectionSettings:
                 extra_value(extra, "refresh_margin"), "refresh_margin", DEFAULT_EXPIRY_MARGIN, MAX_REFRESH_MARGIN
             ),
             verify=_parse_verify(extra_value(extra, "verify")),
+            retry=RetrySettings.parse(extra),
             extra=extra,
         )
         if auth_type == "basic":

@@ -23,6 +23,11 @@ one into the next; the emulator runs in this, the parent, process):
     page on its own thread, the parts yielded one after the other. To keep the order, the parts
     after the one being read are held in memory: its memory grows with the result.
 
+Rate-limit mode (``--rate-limit PER_SECOND``, see bench/rate_limits.py): ``GET /myself`` calls under
+Jira's burst limit, on one thread and several sharing a client, the plain ``requests`` loop beside
+the client without and with its pacer; then a spent quota (a ``jira-quota-global-based`` 429 with
+its reset ahead) met by threads sharing a client.
+
 Latency mode (``--latency PER_CALL,PER_ISSUE[,PER_ID]``): the emulator answers like Jira Cloud,
 each REST answer ``PER_CALL`` seconds late plus ``PER_ISSUE`` per issue with fields (and ``PER_ID``
 per issue listed by id only, default 0). Then the checks are the parallel search's: at least
@@ -66,6 +71,10 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # measure the working tree, installed or not
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))
+
+import rate_limits  # noqa: E402 - bench/rate_limits.py: the rate-limit mode
 
 JQL = "project = ENG ORDER BY key"
 FIELDS = ["summary", "status", "labels"]
@@ -466,7 +475,8 @@ def _load() -> str:
 
 
 def _print_machine(args: argparse.Namespace) -> None:
-    print("Search throughput: streaming Jira issues to JSONL")
+    print("Rate limits: calls under Jira's burst limit and a spent quota" if getattr(args, "rate_limit", None)
+          else "Search throughput: streaming Jira issues to JSONL")
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()} ({platform.python_implementation()}); load average {_load()}"
@@ -476,6 +486,8 @@ def _print_machine(args: argparse.Namespace) -> None:
         f"{_package_version('atlassian-python-api')}, apache-airflow-providers-atlassian-jira "
         f"{_package_version('apache-airflow-providers-atlassian-jira')}"
     )
+    if getattr(args, "rate_limit", None):
+        return  # the rate-limit mode prints its own workload
     print(
         f"workload: {args.issues:,} issues, JQL {JQL!r}, fields {','.join(FIELDS)}, page size {args.page_size}, "
         f"best of {args.runs} run(s); each run of each variant in a fresh subprocess, the emulator in the parent"
@@ -635,7 +647,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    rate_limits.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.rate_limit:
+        _print_machine(args)
+        return rate_limits.run(args.rate_limit, args.calls, args.threads, args.quota_reset, args.strict)
     if args.issues < 1 or args.runs < 1 or not 1 <= args.page_size <= 5000:
         parser.error("--issues and --runs must be >= 1, --page-size 1..5000")
 

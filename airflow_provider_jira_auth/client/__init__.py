@@ -20,6 +20,7 @@ _WHERE = {
     "JiraBulkError": "errors",
     "JiraClient": "http",
     "JiraClientSecretError": "errors",
+    "JiraArgumentError": "errors",
     "JiraConfigError": "errors",
     "JiraError": "errors",
     "JiraGoneError": "errors",
@@ -39,6 +40,7 @@ _WHERE = {
     "JiraValidationError": "errors",
     "READ_ONLY_POSTS": "retry",
     "RetryPolicy": "retry",
+    "SitePacer": "pacing",
     "accessible_resources_url": "urls",
     "authorize_url": "urls",
     "ensure_adf": "adf",
@@ -47,6 +49,7 @@ _WHERE = {
     "is_adf": "adf",
     "is_safe_to_repeat": "retry",
     "normalize_base_url": "urls",
+    "pacer_for": "pacing",
     "rest_endpoint_url": "urls",
     "site_rest_url": "urls",
     "tenant_info_url": "urls",
@@ -58,10 +61,11 @@ if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
     from airflow_provider_jira_auth.client.auth_flow import JiraAuth
     from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
-    from airflow_provider_jira_auth.client.errors import JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraSearchPageError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
+    from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraSearchPageError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
     from airflow_provider_jira_auth.client.error_mapping import error_from_response
     from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.client.jql import jql_list, jql_quote
+    from airflow_provider_jira_auth.client.pacing import SitePacer, pacer_for
     from airflow_provider_jira_auth.client.retry import READ_ONLY_POSTS, RetryPolicy, is_safe_to_repeat
     from airflow_provider_jira_auth.client.urls import accessible_resources_url, authorize_url, gateway_rest_url, normalize_base_url, rest_endpoint_url, site_rest_url, tenant_info_url, token_url
 
@@ -84,6 +88,7 @@ __all__ = [
     "JiraBulkError",
     "JiraClient",
     "JiraClientSecretError",
+    "JiraArgumentError",
     "JiraConfigError",
     "JiraError",
     "JiraGoneError",
@@ -102,6 +107,7 @@ __all__ = [
     "JiraTransportError",
     "JiraValidationError",
     "RetryPolicy",
+    "SitePacer",
     "accessible_resources_url",
     "authorize_url",
     "ensure_adf",
@@ -112,6 +118,7 @@ __all__ = [
     "jql_list",
     "jql_quote",
     "normalize_base_url",
+    "pacer_for",
     "rest_endpoint_url",
     "site_rest_url",
     "tenant_info_url",

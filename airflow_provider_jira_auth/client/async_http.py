@@ -11,7 +11,9 @@ versions, so each step of a flow that may block (``JiraAuth.blocking``: 3LO) run
 thread (``asyncio.to_thread``) instead: two thread hops per request, never a blocked loop. Basic
 auth's steps only set a header, and run on the loop.
 
-The decisions (what to retry, how long to wait) are :class:`RetryPolicy`'s and the error
+The decisions (what to retry, how long to wait) are :class:`RetryPolicy`'s, run through its
+async entry point (:meth:`RetryPolicy.acall`), and the pacing is the site's one
+:class:`~.pacing.SitePacer`, shared with the sync clients; the error
 mapping is :func:`~airflow_provider_jira_auth.client.error_mapping.error_from_response`'s, which
 reads only attributes an ``httpx.Response`` shares with a ``requests.Response``. No Airflow imports.
 """
@@ -34,12 +36,8 @@ from airflow_provider_jira_auth.client.errors import JiraTransportError
 from airflow_provider_jira_auth.client.error_mapping import bad_credential_header, error_from_response, login_refused
 from airflow_provider_jira_auth.client.paging import next_page_token
 from airflow_provider_jira_auth.client.http import DEFAULT_USER_AGENT, MAX_PAGE_SIZE, relative_path
-from airflow_provider_jira_auth.client.retry import (
-    RETRY_AFTER_STATUSES,
-    RetryPolicy,
-    is_safe_to_repeat,
-    parse_retry_after,
-)
+from airflow_provider_jira_auth.client.pacing import SitePacer, pacer_for
+from airflow_provider_jira_auth.client.retry import RetryPolicy, is_safe_to_repeat
 from airflow_provider_jira_auth.client.urls import normalize_base_url, rest_endpoint_url
 
 log = logging.getLogger(__name__)
@@ -64,6 +62,8 @@ class AsyncJiraClient:
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
     :param retry: the retry policy whose decisions and waits apply; default :class:`RetryPolicy()`.
     :param http: an ``httpx.AsyncClient`` to use; it is not closed by :meth:`aclose`.
+    :param pacer: as for the sync client: by default the process's pacer for this site, the one
+        the site's sync clients use too; ``False`` turns pacing off.
     """
 
     def __init__(
@@ -76,9 +76,11 @@ class AsyncJiraClient:
         retry: RetryPolicy | None = None,
         http: httpx.AsyncClient | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        pacer: SitePacer | bool = True,
     ) -> None:
         self.rest_url = normalize_base_url(rest_url, "rest_url")
         self.auth = auth
+        self.pacer: SitePacer | None = pacer_for(self.rest_url) if pacer is True else (pacer or None)
         self.retry = retry if retry is not None else RetryPolicy()
         self._owns_http = http is None
         self.http = http if http is not None else httpx.AsyncClient(timeout=timeout, verify=_tls(verify))
@@ -146,44 +148,29 @@ class AsyncJiraClient:
     async def _send_with_retries(
         self, method: str, route: str, path: str, params: dict[str, Any] | None, body: Any
     ) -> httpx.Response:
-        policy = self.retry
-        for attempt in range(1, policy.max_attempts + 1):
-            last = attempt == policy.max_attempts
+        """The retry policy's async entry point drives the attempts, as ``RetryPolicy.call`` does for the sync client."""
+
+        async def send() -> httpx.Response:
             bad_header = False
-            response: httpx.Response | None = None
             try:
-                response = await self._send_once(method, path, params, body)
+                return await self._send_once(method, path, params, body)
             except (httpx.LocalProtocolError, UnicodeEncodeError):
                 bad_header = True  # raised below, unchained: the original quotes the header value
-            except httpx.TransportError as exc:
-                if last or not self._retry_error(method, route, exc):
-                    raise JiraTransportError(method, route, exc) from exc
-                wait, what = policy.backoff(attempt), type(exc).__name__
             if bad_header:
                 raise bad_credential_header()
-            if response is not None:
-                status = response.status_code
-                if status < 429 or last or not policy.should_retry_status(method, route, status):
-                    return response
-                retry_after = (
-                    parse_retry_after(response.headers.get("Retry-After")) if status in RETRY_AFTER_STATUSES else None
-                )
-                if retry_after is not None and retry_after > policy.max_retry_after:
-                    return response
-                wait = policy.backoff(attempt) if retry_after is None else policy.wait_for_retry_after(retry_after)
-                what = f"HTTP {status}"
-                await response.aclose()
-            log.warning(
-                "Jira %s %s -> %s; retry %d of %d in %.1f s",
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        try:
+            return await self.retry.acall(
                 method,
                 route,
-                what,
-                attempt,
-                policy.max_attempts - 1,
-                wait,
+                send,
+                errors=(httpx.TransportError,),
+                retry_error=lambda exc: self._retry_error(method, route, exc),  # type: ignore[arg-type]
+                pacer=self.pacer,
             )
-            await asyncio.sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+        except httpx.TransportError as exc:
+            raise JiraTransportError(method, route, exc) from exc
 
     @staticmethod
     def _retry_error(method: str, route: str, exc: httpx.TransportError) -> bool:

@@ -62,12 +62,13 @@ class JiraConfigError(JiraError, ValueError):
         super().__init__(f"Jira connection field {where}: {message}")
 
 
-class JiraArgumentError(JiraError, ValueError):
-    """An operator's argument is wrong; ``field`` names it and the message says what it must be."""
+class JiraArgumentError(JiraConfigError):
+    """An argument of an operator or hook is wrong; ``field`` names it (e.g. ``jira_retry.retry_delay``)."""
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
-        super().__init__(f"{field}: {message}")
+        self.label = field
+        ValueError.__init__(self, f"Jira argument {field}: {message}")
 
 
 class JiraPathError(JiraError, ValueError):

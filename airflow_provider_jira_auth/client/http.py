@@ -40,6 +40,7 @@ from airflow_provider_jira_auth.client.error_mapping import (
     json_or_none,
     login_refused,
 )
+from airflow_provider_jira_auth.client.pacing import SitePacer, pacer_for
 from airflow_provider_jira_auth.client.parallel_search import ParallelSearch, parallel_applies
 from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base_url, rest_endpoint_url
@@ -136,6 +137,9 @@ class JiraClient:
     :param retry: the retry policy; default :class:`RetryPolicy()`.
     :param session: a session to use instead of the client's own; it is not closed by :meth:`close`.
     :param user_agent: the ``User-Agent`` header.
+    :param pacer: paces requests to Jira's rate limits; default the process's pacer for this
+        site (:func:`~.pacing.pacer_for`), shared with every other client of the site. ``False``
+        turns pacing off (the retry policy still honours 429s).
     """
 
     def __init__(
@@ -148,11 +152,15 @@ class JiraClient:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        pacer: SitePacer | bool = True,
     ) -> None:
         self.rest_url = normalize_base_url(rest_url, "rest_url")
         self.auth = auth
+        self.pacer: SitePacer | None = pacer_for(self.rest_url) if pacer is True else (pacer or None)
         self.timeout = timeout
         self.verify = verify
+        #: HTTP requests this client has sent (attempts, retries included): what an export cost.
+        self.calls_sent = 0
         self.retry = retry if retry is not None else RetryPolicy()
         self._owns_session = session is None
         self.session = session if session is not None else _new_session()
@@ -216,6 +224,7 @@ class JiraClient:
 
         def send() -> requests.Response:
             # Prepared per attempt, and the flow run per attempt: each carries current credentials.
+            self.calls_sent += 1  # an int's += under the GIL: close enough for a usage figure
             flow = auth.auth_flow(session.prepare_request(request))
             sending = next_request(flow)
             while True:
@@ -230,7 +239,7 @@ class JiraClient:
 
         bad_header = False
         try:
-            response = self.retry.call(method, route, send)
+            response = self.retry.call(method, route, send, pacer=self.pacer)
         except (JiraError, requests.exceptions.InvalidJSONError):
             raise
         except requests.exceptions.InvalidHeader:
@@ -520,3 +529,13 @@ class JiraClient:
     def server_info(self) -> dict[str, Any]:
         """Jira's version and base URL; needs no auth."""
         return self.request("GET", "serverInfo")
+
+
+def usage_note(client: JiraClient, calls_before: int = 0) -> str:
+    """``"N call(s) to Jira"`` since ``calls_before``, plus what was left of the hourly quota when
+    Jira last said so (for the log line of an export)."""
+    note = f"{client.calls_sent - calls_before} call(s) to Jira"
+    stats = client.pacer.stats if client.pacer is not None else None
+    if stats is not None and stats.quota_remaining is not None:
+        note += f"; Jira's last quota answer: {stats.quota_remaining:g} of {stats.quota_limit or 0:g} left"
+    return note

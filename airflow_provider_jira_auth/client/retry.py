@@ -7,18 +7,28 @@ retry automatically only what is safe to repeat.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-from tenacity import stop_before_delay, RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+)
 from urllib3.exceptions import NewConnectionError
+
+from airflow_provider_jira_auth.client.pacing import SitePacer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +101,7 @@ class RetryableOutcome(Exception):
         method: str,
         path: str,
         *,
-        response: requests.Response | None = None,
+        response: Any = None,
         error: BaseException | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -136,6 +146,11 @@ class RetryPolicy:
     :param max_total_wait: stop retrying once this many seconds have passed since the first
         attempt (``None``: no limit but ``max_attempts``).
     :param sleep: called with the seconds to wait; tests pass a no-op.
+
+    The same policy runs sync calls (:meth:`call`, in threads) and async ones (:meth:`acall`,
+    on an event loop): the same decisions, the same waits, the same logs. Both take the site's
+    :class:`~.pacing.SitePacer`, which each attempt waits for before it is sent and which learns
+    from each answer's rate-limit headers.
     """
 
     max_attempts: int = 5
@@ -157,11 +172,7 @@ class RetryPolicy:
         # Built once: tenacity keeps per-call state in thread-locals, so one controller serves
         # every request and thread of this policy without per-request construction.
         retrying = Retrying(
-            stop=(
-                stop_after_attempt(self.max_attempts)
-                if self.max_total_wait is None
-                else stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_wait)
-            ),
+            stop=self._stop(),
             wait=self._wait,
             retry=retry_if_exception_type(RetryableOutcome),
             sleep=self.sleep,
@@ -169,6 +180,11 @@ class RetryPolicy:
             retry_error_callback=_give_up,
         )
         object.__setattr__(self, "_retrying", retrying)
+
+    def _stop(self) -> Any:
+        if self.max_total_wait is None:
+            return stop_after_attempt(self.max_attempts)
+        return stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_wait)
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -207,27 +223,110 @@ class RetryPolicy:
     # -- running ----------------------------------------------------------------------------
 
     def call(
-        self, method: str, path: str, send: Callable[[], requests.Response], *, repeatable: bool = False
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], requests.Response],
+        *,
+        repeatable: bool = False,
+        pacer: SitePacer | None = None,
     ) -> requests.Response:
         """Run ``send`` until it gives an answer not worth repeating, or attempts run out.
 
         :param method: upper-case HTTP method, for the decisions and the logs.
         :param path: path relative to ``/rest/api/3`` without query, for the decisions and the logs.
         :param repeatable: the caller vouches that sending twice is harmless whatever the method.
+        :param pacer: the site's pacer: each attempt waits its turn and its answer is shown to it.
         :return: the last response; the caller maps error statuses to exceptions.
         :raises requests.RequestException: the last transport error, when no answer came back.
         """
-        return self._retrying(self._attempt, method, path, send, repeatable)
+        return self._retrying(self._attempt, method, path, send, repeatable, pacer)
+
+    async def acall(
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], Awaitable[Any]],
+        *,
+        retry_error: Callable[[BaseException], bool],
+        errors: tuple[type[BaseException], ...],
+        pacer: SitePacer | None = None,
+        repeatable: bool = False,
+    ) -> Any:
+        """:meth:`call` for asyncio: the same decisions and waits, slept with ``asyncio.sleep``.
+
+        :param send: a coroutine function giving one answer (an ``httpx.Response``: only
+            ``status_code``, ``headers`` and ``aclose`` are used).
+        :param errors: the transport errors ``send`` may raise; others propagate at once.
+        :param retry_error: whether such an error is worth repeating for this call.
+        :return: the last response; raises the last transport error when no answer came back.
+        """
+        retrying = AsyncRetrying(  # one per call: tenacity keeps its state per thread, not per task
+            stop=self._stop(),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableOutcome),
+            sleep=self._async_sleep,
+            before_sleep=self._log_retry,
+            retry_error_callback=_give_up,
+        )
+        return await retrying(self._aattempt, method, path, send, retry_error, errors, pacer, repeatable)
+
+    def _async_sleep(self, seconds: float) -> Awaitable[None]:
+        # A policy built with a custom (test) sleep gets it called, then yields to the loop.
+        if self.sleep is time.sleep:
+            return asyncio.sleep(seconds)
+        self.sleep(seconds)
+        return asyncio.sleep(0)
 
     def _attempt(
-        self, method: str, path: str, send: Callable[[], requests.Response], repeatable: bool
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], requests.Response],
+        repeatable: bool,
+        pacer: SitePacer | None = None,
     ) -> requests.Response:
+        if pacer is not None:
+            # Real time: the pacer's slots are on the clock (a test's no-op sleep is for retry waits).
+            pacer.wait_turn(method, path, max_wait=self.max_retry_after)
         try:
             response = send()
         except requests.RequestException as exc:
             if self.should_retry_error(method, path, exc, repeatable=repeatable):
                 raise RetryableOutcome(method, path, error=exc) from exc
             raise
+        if pacer is not None:
+            pacer.observe(method, path, response.status_code, response.headers)
+        return self._judge(method, path, response, repeatable)
+
+    async def _aattempt(
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], Awaitable[Any]],
+        retry_error: Callable[[BaseException], bool],
+        errors: tuple[type[BaseException], ...],
+        pacer: SitePacer | None,
+        repeatable: bool,
+    ) -> Any:
+        if pacer is not None:
+            await pacer.await_turn(method, path, max_wait=self.max_retry_after)
+        try:
+            response = await send()
+        except errors as exc:
+            if retry_error(exc):
+                raise RetryableOutcome(method, path, error=exc) from exc
+            raise
+        if pacer is not None:
+            pacer.observe(method, path, response.status_code, response.headers)
+        try:
+            return self._judge(method, path, response, repeatable)
+        except RetryableOutcome:
+            await response.aclose()  # read already: the body stays available if it is the last answer
+            raise
+
+    def _judge(self, method: str, path: str, response: Any, repeatable: bool) -> Any:
+        """The answer, or :class:`RetryableOutcome` when it is worth repeating."""
         status = response.status_code
         if status < 429 or not self.should_retry_status(method, path, status, repeatable=repeatable):
             return response
@@ -259,7 +358,7 @@ class RetryPolicy:
         )
 
 
-def _give_up(state: RetryCallState) -> requests.Response:
+def _give_up(state: RetryCallState) -> Any:
     """Attempts are used up: hand back the last answer, or raise the last transport error."""
     outcome = state.outcome.exception() if state.outcome is not None else None
     if isinstance(outcome, RetryableOutcome):
@@ -268,5 +367,4 @@ def _give_up(state: RetryCallState) -> requests.Response:
         assert outcome.error is not None
         raise outcome.error
     assert state.outcome is not None
-    response: requests.Response = state.outcome.result()
-    return response
+    return state.outcome.result()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from airflow_provider_jira_auth.connection_fields import (
     SECRET_FIELDS,
     UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value
+from airflow_provider_jira_auth.settings import JiraConnectionSettings, RetrySettings, extra_value
 
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.auth_flow import JiraAuth
@@ -48,7 +48,9 @@ class JiraCloudHook(BaseHook):
     :class:`~airflow_provider_jira_auth.client.errors.JiraConfigError` naming the field to fix.
 
     :param jira_conn_id: the ``jira_cloud`` connection to use.
-    :param retry_policy: overrides the client's retry policy (waits, attempts).
+    :param retry_policy: how calls are retried: a ``RetryPolicy``, or a mapping of
+        ``retry_attempts``/``retry_delay``/``retry_max_delay`` laid over the connection's extras of
+        the same names. Default: the connection's extras (5 attempts, 2 s doubling to 30 s).
     """
 
     conn_name_attr = "jira_conn_id"
@@ -56,7 +58,9 @@ class JiraCloudHook(BaseHook):
     conn_type = CONN_TYPE
     hook_name = HOOK_NAME
 
-    def __init__(self, jira_conn_id: str = DEFAULT_CONN_ID, *, retry_policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, jira_conn_id: str = DEFAULT_CONN_ID, *, retry_policy: RetryPolicy | Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.jira_conn_id = jira_conn_id
         self.retry_policy = retry_policy
@@ -80,11 +84,20 @@ class JiraCloudHook(BaseHook):
             settings = self.settings
             auth, rest_url = self._build_auth(settings)
             self._client = JiraClient(
-                rest_url, auth, timeout=settings.timeout, verify=settings.verify, retry=self.retry_policy
+                rest_url, auth, timeout=settings.timeout, verify=settings.verify, retry=self._retry(settings)
             )
         return self._client
 
     get_client = get_conn
+
+    def _retry(self, settings: JiraConnectionSettings) -> RetryPolicy:
+        """The hook's retry policy, else the connection's retry extras (with the hook's mapping laid over)."""
+        chosen = self.retry_policy
+        if chosen is None:
+            return settings.retry.policy()
+        if isinstance(chosen, Mapping):
+            return RetrySettings.parse(chosen, "retry_policy", base=settings.retry).policy()
+        return chosen
 
     def _build_auth(self, settings: JiraConnectionSettings) -> tuple[JiraAuth, str]:
         if settings.auth_type == "basic":
@@ -289,7 +302,9 @@ class JiraCloudHook(BaseHook):
         return JiraConnectionSettings.of(conn_id, conn)
 
     @classmethod
-    def from_connection(cls, conn_id: str, conn: Any, *, retry_policy: RetryPolicy | None = None) -> JiraCloudHook:
+    def from_connection(
+        cls, conn_id: str, conn: Any, *, retry_policy: RetryPolicy | Mapping[str, Any] | None = None
+    ) -> JiraCloudHook:
         """A hook over a connection already fetched (see :meth:`settings_from_connection`)."""
         hook = cls(conn_id, retry_policy=retry_policy)
         hook.__dict__["settings"] = cls.settings_from_connection(conn_id, conn)
@@ -307,7 +322,7 @@ class JiraCloudHook(BaseHook):
         settings = self.settings
         auth, rest_url = self._build_auth(settings)
         return AsyncJiraClient(
-            rest_url, auth, timeout=settings.timeout, verify=settings.verify, retry=self.retry_policy
+            rest_url, auth, timeout=settings.timeout, verify=settings.verify, retry=self._retry(settings)
         )
 
     def granted_scopes(self) -> frozenset[str] | None:

@@ -43,17 +43,32 @@ class JiraOperatorMixin:
 
     ``jira_operations`` names the client operations a class calls (keys of
     ``scopes.OPERATIONS``); with 3LO their scopes are checked before the first call.
+
+    Every operator and sensor takes ``jira_retry``: how its Jira calls are retried within one
+    task try, as a mapping of ``retry_attempts``, ``retry_delay``, ``retry_max_delay`` laid
+    over the connection's extras of the same names (e.g. ``jira_retry={"retry_attempts": 1}``
+    for no retry), or a ``RetryPolicy``. A deferred sensor's trigger uses the connection's.
     """
 
     jira_conn_id: str
     task_id: str
     jira_operations: ClassVar[tuple[str, ...]] = ()
+    jira_retry: Mapping[str, Any] | Any = None
+
+    def __init__(self, *args: Any, jira_retry: Mapping[str, Any] | Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(jira_retry, Mapping):
+            from airflow_provider_jira_auth.settings import RetrySettings
+
+            RetrySettings.parse(jira_retry, "jira_retry")  # bad keys or values fail when the DAG is parsed
+            jira_retry = dict(jira_retry)
+        self.jira_retry = jira_retry
 
     @cached_property
     def hook(self) -> JiraCloudHook:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
-        return JiraCloudHook(jira_conn_id=self.jira_conn_id)
+        return JiraCloudHook(jira_conn_id=self.jira_conn_id, retry_policy=self.jira_retry)
 
     def jira_client(self, *, scopes: Iterable[str] = ()) -> JiraClient:
         """The hook's client, once the grant is known to hold what ``jira_operations`` need."""
@@ -180,6 +195,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
         from airflow_provider_jira_auth.client import history as _history
+        from airflow_provider_jira_auth.client.http import usage_note
         from airflow_provider_jira_auth.operators import output
 
         max_results = _whole_number(self.max_results, "max_results", optional=True)
@@ -189,6 +205,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         # Checked before any Jira call: a scheme nobody serves fails now, naming it.
         target = output.resolve_output(self.output_path) if self.output_path else None
         client = self.jira_client()
+        calls_before = client.calls_sent
         issues = client.search_issues(
             self.jql,
             fields=self.fields if not self.history else _history.with_comment_field(self.fields),
@@ -202,7 +219,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         if target is not None:
             count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))
             uri = output.describe(target)
-            self.log.info("JQL %r: wrote %d issue(s) to %s", self.jql, count, uri)
+            self.log.info("JQL %r: wrote %d issue(s) to %s (%s)", self.jql, count, uri, usage_note(client, calls_before))
             output.describe_outlets(self.outlets, context, {"uri": output.uri_of(target), "jql": self.jql, "count": count})
             return {"path": uri, "count": count}
         found = [compact_issue(issue) for issue in islice(issues, max_xcom_issues + 1)]
@@ -215,7 +232,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
                 "XCom (XComs live in Airflow's metadata database). Set output_path to stream them to a JSON Lines "
                 "file, narrow the JQL, set max_results, or raise max_xcom_issues."
             )
-        self.log.info("JQL %r: %d issue(s)", self.jql, len(found))
+        self.log.info("JQL %r: %d issue(s) (%s)", self.jql, len(found), usage_note(client, calls_before))
         output.describe_outlets(self.outlets, context, {"jql": self.jql, "count": len(found)})
         return found
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ._accounts import Accounts, User
-from ._faults import AnswerDelays, DelayBook, FaultBook, FaultMix, RequestRateLimit
+from ._faults import AnswerDelays, DelayBook, FaultBook, FaultMix, QuotaWindow, RequestRateLimit
 from ._http import App, HttpError, Request, Response, jira_error, json_response
 from ._oauth import OAuthServer, TokenError
 from ._rest import REMOVED_MESSAGE, REMOVED_PATHS, Caller, JiraRestApi, Route
@@ -110,6 +110,7 @@ class Dispatcher:
         self.faults = FaultBook()
         self.fault_mix: FaultMix | None = None
         self.rate_limit: RequestRateLimit | None = None
+        self.quota: QuotaWindow | None = None
         self.delays = DelayBook()
         self.answer_delays = AnswerDelays()
         self._in_flight = 0  # Jira REST calls being served right now (answer delays included)
@@ -140,7 +141,9 @@ class Dispatcher:
             via = self._via(request.path, main)
             now = self.clock()
             rule = self.faults.take(request.method, request.path)
-            limited = self.rate_limit.check(request.path, now) if rule is None and self.rate_limit else None
+            limited = self.quota.check(request.path, now) if rule is None and self.quota else None
+            if limited is None and rule is None and self.rate_limit:
+                limited = self.rate_limit.check(request.path, now)
             if rule is None and limited is None and self.fault_mix is not None:
                 rule = self.fault_mix.draw(request.method, request.path)
             if limited is not None:
@@ -157,6 +160,8 @@ class Dispatcher:
                 if rule is not None:  # the work is done; its answer is lost
                     self.counters.bump(rule.counter)
                     response = rule.respond(now)
+                elif self.rate_limit is not None and "/rest/api/" in request.path:
+                    response.headers.update(self.rate_limit.headers())  # Jira's headers on every answer
             self._record(request, response, via)
             delay = self.delays.take(request.method, request.path)
             late = delay.seconds if delay is not None else 0.0

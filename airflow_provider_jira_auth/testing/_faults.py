@@ -209,3 +209,33 @@ class RequestRateLimit:
             return jira_error(429, ["Rate limit exceeded."], headers=headers)
         self._tokens = remaining
         return None
+
+    def headers(self) -> dict[str, str]:
+        """The headers Jira puts on every answer: the limit, what is left, and a warning under 20%."""
+        left = max(0, math.floor(self._tokens))
+        headers = {"X-RateLimit-Limit": str(int(self.per_second)), "X-RateLimit-Remaining": str(left)}
+        if left < 0.2 * self.per_second:
+            headers["X-RateLimit-NearLimit"] = "true"
+        return headers
+
+
+class QuotaWindow:
+    """The hourly quota is spent: every Jira REST call is answered 429 until ``until`` (the reset)."""
+
+    def __init__(self, until: float, reason: str, limit: int) -> None:
+        self.until = until
+        self.reason = reason
+        self.limit = limit
+
+    def check(self, path: str, now: float) -> Response | None:
+        if "/rest/api/" not in path or now >= self.until:
+            return None
+        headers = {
+            "Retry-After": str(max(1, math.ceil(self.until - now))),
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": iso_utc(self.until),
+            "X-RateLimit-NearLimit": "true",
+            "RateLimit-Reason": self.reason,
+        }
+        return jira_error(429, ["Rate limit exceeded."], headers=headers)

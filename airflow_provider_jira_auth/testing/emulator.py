@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ._accounts import Accounts, User
 from ._dispatch import Dispatcher, RecordedRequest
-from ._faults import AnswerDelays, DelayRule, FaultMix, FaultRule, RequestRateLimit, failure, rate_limited
+from ._faults import AnswerDelays, DelayRule, FaultMix, FaultRule, QuotaWindow, RequestRateLimit, failure, rate_limited
 from ._http import EmulatorHTTPServer
 from ._oauth import OAuthApp, OAuthServer, OAuthSettings
 from ._runtime import Clock, Counters
@@ -64,7 +64,8 @@ class JiraCloudEmulator:
     ``default_app`` (OAuth client), ``add_user``, ``add_oauth_app``, ``add_redirect_uri``,
     ``issue_grant``, ``consent``.
     What: project ENG, ``create_project``, ``seed_issues``, ``get_issue``, ``set_status``.
-    Misbehaviour: ``fail_next``, ``rate_limit``, ``set_answer_delays`` (latency), ``delete_issue``,
+    Misbehaviour: ``fail_next``, ``rate_limit``, ``limit_request_rate`` (a burst limit, Jira's headers
+    on every answer), ``exhaust_quota`` (a spent hourly quota), ``set_answer_delays`` (latency), ``delete_issue``,
     ``fail_bulkfetch_of``, ``oauth`` (token lifetimes), ``advance``.
     Observation: ``requests``, ``stats`` (``stats.peak_concurrent_calls``: calls served at once). Airflow: ``connection_json``, ``connection_extra``.
     """
@@ -574,6 +575,18 @@ class JiraCloudEmulator:
         """At most ``per_second`` Jira REST calls a second, 429 with Jira's headers beyond; None lifts it."""
         with self._lock:
             self._dispatcher.rate_limit = RequestRateLimit(per_second, reason) if per_second else None
+
+    def exhaust_quota(
+        self, seconds: float, *, reason: str = "jira-quota-global-based", limit: int = 65000
+    ) -> float:
+        """The app's hourly quota is spent for the next ``seconds``: every Jira REST call is answered
+        429 with ``reason`` (``jira-quota-global-based`` or ``jira-quota-tenant-based``), its
+        ``Retry-After`` and ``X-RateLimit-Reset`` pointing at the reset. Returns the reset time
+        (the emulator's clock)."""
+        with self._lock:
+            until = self._now() + seconds
+            self._dispatcher.quota = QuotaWindow(until, reason, limit)
+            return until
 
     def delay_next(self, method: str | None, path_regex: str | re.Pattern[str], seconds: float, *, times: int = 1) -> None:
         """Answer the next ``times`` matching calls ``seconds`` late; the work itself is done at once.

@@ -17,9 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
-from airflow_provider_jira_auth.triggers import _client as trigger_client
 from airflow_provider_jira_auth.triggers import issues_changed as ic
 from airflow_provider_jira_auth.triggers.issues_changed import (
     IssuesChangedPoller,
@@ -133,16 +131,11 @@ class FakeAccessor:
 def emu(monkeypatch: pytest.MonkeyPatch):
     with JiraCloudEmulator() as emulator:
         emulator.seed_issues(project="ENG", count=3, statuses=["To Do"])
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", emulator.connection_json("basic"))
-        # The connection's retry policy, with short waits (the outage test fails requests).
-        real_build = trigger_client.build_async_client
-
-        def build(conn_id, conn):
-            client = real_build(conn_id, conn)
-            client.retry = RetryPolicy(max_attempts=2, backoff_initial=0.01, retry_after_floor=0.01)
-            return client
-
-        monkeypatch.setattr(trigger_client, "build_async_client", build)
+        # Short retry waits, set on the connection as a user would (the outage test fails requests).
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}",
+            emulator.connection_json("basic", retry_attempts=2, retry_delay=0.01, retry_max_delay=0.05),
+        )
         yield emulator
 
 

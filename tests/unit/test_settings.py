@@ -119,6 +119,14 @@ BAD_INPUT = [
     (dict(BASIC, extra={"timeout": True}), "extra.timeout", "positive number"),
     (dict(OAUTH, extra={**OAUTH["extra"], "refresh_margin": 1e12}), "extra.refresh_margin", "up to 3600"),
     (dict(BASIC, extra={"scoped_credential": "perhaps"}), "extra.scoped_credential", "true or false"),
+    (dict(BASIC, extra={"retry_attempts": 0}), "extra.retry_attempts", "1 for no retry"),
+    (dict(BASIC, extra={"retry_attempts": "three"}), "extra.retry_attempts", "whole number"),
+    (dict(BASIC, extra={"retry_attempts": 2.5}), "extra.retry_attempts", "whole number"),
+    (dict(BASIC, extra={"retry_attempts": 500}), "extra.retry_attempts", "from 1 to 20"),
+    (dict(BASIC, extra={"retry_delay": "soon"}), "extra.retry_delay", "positive number"),
+    (dict(BASIC, extra={"retry_delay": 0}), "extra.retry_delay", "positive number"),
+    (dict(BASIC, extra={"retry_max_delay": 1e9}), "extra.retry_max_delay", "up to 600"),
+    (dict(BASIC, extra={"retry_delay": 10, "retry_max_delay": 5}), "extra.retry_max_delay", "below retry_delay"),
     (dict(BASIC, extra='{"auth_type": "oauth2",}'), "extra", "not valid JSON"),
     (dict(BASIC, extra='["oauth2"]'), "extra", "JSON object"),
     (dict(BASIC, extra={"api_url": "http://proxy.corp.example"}), "extra.api_url", "https://"),
@@ -142,3 +150,12 @@ def test_bad_connection_fields_name_the_field_and_the_fix(fields, field, fix):
 def test_http_is_accepted_for_loopback_hosts_only():
     assert settings(**dict(BASIC, host="http://127.0.0.1:8080")).site_url == "http://127.0.0.1:8080"
     assert settings(**dict(BASIC, host="http://localhost:8080/")).site_url == "http://localhost:8080"
+
+
+def test_retry_extras_default_to_the_documented_policy_and_set_it():
+    default = settings(**BASIC).retry.policy()
+    assert (default.max_attempts, default.backoff_initial, default.backoff_cap, default.retry_after_floor) == (5, 2.0, 30.0, 1.0)
+    chosen = settings(**dict(BASIC, extra={"retry_attempts": "2", "retry_delay": "0.05", "retry_max_delay": 0.2}))
+    policy = chosen.retry.policy()
+    assert (policy.max_attempts, policy.backoff_initial, policy.backoff_cap) == (2, 0.05, 0.2)
+    assert policy.retry_after_floor == 0.05  # a short backoff is not lengthened after Retry-After: 0
