@@ -22,7 +22,7 @@ ROOT=$PWD
 PYTHON=${PYTHON:-python3}
 COMPAT_DIR=${COMPAT_DIR:-$ROOT/.compat}
 # The fast suites: no browser, no real executor, no multi-process stress (measured: see README).
-COMPAT_TESTS=${COMPAT_TESTS:-tests/unit tests/client tests/hook tests/oauth tests/contract tests/operators tests/emulator tests/cli}
+COMPAT_TESTS=${COMPAT_TESTS:-tests/unit tests/client tests/hook tests/oauth tests/contract tests/operators tests/emulator tests/cli tests/history tests/transition tests/pacing}
 # Spread over COMPAT_WORKERS pytest-xdist workers (each with its own metadata DB and Airflow
 # home, see tests/conftest.py): most of these tests wait on sockets and subprocesses, not the CPU.
 COMPAT_WORKERS=${COMPAT_WORKERS:-4}

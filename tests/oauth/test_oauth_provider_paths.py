@@ -4,7 +4,9 @@ defaults to, and what it tells the log about each refresh."""
 from __future__ import annotations
 
 import logging
+import re
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -75,7 +77,9 @@ def test_each_refresh_is_logged_with_its_reason_expiry_and_whether_the_token_rot
     assert messages[0].endswith("(new refresh token saved)")
     assert "(refused by Jira)" in messages[1]
     assert "(asked to)" in messages[2] and messages[2].endswith("(Atlassian kept the refresh token)")
-    assert f"it expires at {time.strftime('%Y-%m-%d', time.gmtime())}" in messages[0]
+    expires_at = datetime.fromisoformat(re.search(r"it expires at (\S+?)[ ;]", messages[0])[1])
+    assert 0 < expires_at.timestamp() - time.time() <= 3600  # the new token's expiry, in UTC
+    assert expires_at.utcoffset() == timedelta(0)
 
 
 def test_a_token_shorter_than_the_margin_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
