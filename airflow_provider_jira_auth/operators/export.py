@@ -37,6 +37,7 @@ returns, and every ``Asset`` outlet's event carries::
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -85,6 +86,17 @@ def _utc(value: Any, name: str) -> datetime | None:
     if value.tzinfo is None:
         raise JiraArgumentError(name, f"{value.isoformat()} has no time zone: give an offset, e.g. +00:00")
     return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
+
+
+def _seconds(value: Any, name: str) -> float:
+    """A number of seconds >= 0, or an error naming the argument."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise JiraArgumentError(name, f"must be a number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def export_window(
@@ -224,16 +236,14 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
             raise TypeError(f"jql must be a string, got {type(jql).__name__}")
         if not isinstance(first_window, timedelta) or first_window <= timedelta(0):
             raise ValueError(f"first_window must be a positive timedelta, got {first_window!r}")
-        if float(overlap) < 0 or float(settle) < 0:
-            raise ValueError(f"overlap and settle must be >= 0 seconds, got {overlap!r} and {settle!r}")
         self.jql = jql
         self.output_path = output_path
         self.fields = fields
         self.window_start = window_start
         self.window_end = window_end
         self.first_window = first_window
-        self.overlap = float(overlap)
-        self.settle = float(settle)
+        self.overlap = _seconds(overlap, "overlap")
+        self.settle = _seconds(settle, "settle")
         self.page_size = page_size
         self.jira_conn_id = jira_conn_id
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_jira_auth.client.errors import JiraTransitionError
+from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraTransitionError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -62,6 +62,15 @@ class JiraOperatorMixin:
 
             RetrySettings.parse(jira_retry, "jira_retry")  # bad keys or values fail when the DAG is parsed
             jira_retry = dict(jira_retry)
+        elif jira_retry is not None:
+            from airflow_provider_jira_auth.client.retry import RetryPolicy
+
+            if not isinstance(jira_retry, RetryPolicy):
+                raise JiraArgumentError(
+                    "jira_retry",
+                    f"must be a mapping of retry_attempts, retry_delay, retry_max_delay or a RetryPolicy, got "
+                    f"{type(jira_retry).__name__}; e.g. jira_retry={{'retry_attempts': 3}}",
+                )
         self.jira_retry = jira_retry
 
     @cached_property

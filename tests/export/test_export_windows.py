@@ -178,6 +178,16 @@ def test_window_arguments_are_checked_and_named(emu, tmp_path) -> None:
     assert "TZ" in os.environ
 
 
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [({"overlap": "two minutes"}, "overlap"), ({"overlap": float("nan")}, "overlap"), ({"settle": None}, "settle"),
+     ({"settle": -1}, "settle")],
+)
+def test_bad_overlap_or_settle_fails_when_the_dag_is_parsed_naming_it(tmp_path, arguments: dict, field: str) -> None:
+    with pytest.raises(JiraArgumentError, match=f"^Jira argument {field}: must be a number of seconds >= 0"):
+        JiraIncrementalExportOperator(task_id="export", jql="", output_path=str(tmp_path / "x.jsonl"), **arguments)
+
+
 def test_a_3lo_grant_without_read_jira_user_exports_with_the_widened_query(jira_emulator, monkeypatch, tmp_path, airflow_db):
     from tests.operators.conftest import connect
 

@@ -70,3 +70,10 @@ def test_a_bad_jira_retry_fails_when_the_dag_is_parsed(jira_retry: dict[str, Any
         JiraRequestOperator(task_id="bad", method="GET", endpoint="myself", jira_retry=jira_retry)
     assert caught.value.field == field
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize("jira_retry", [3, "retry_attempts=3", [("retry_attempts", 3)]])
+def test_a_jira_retry_neither_mapping_nor_policy_fails_when_the_dag_is_parsed(jira_retry: Any) -> None:
+    with pytest.raises(JiraArgumentError, match="jira_retry: must be a mapping of retry_attempts") as caught:
+        JiraRequestOperator(task_id="bad", method="GET", endpoint="myself", jira_retry=jira_retry)
+    assert caught.value.field == "jira_retry"
