@@ -77,7 +77,9 @@ class JiraOperatorMixin:
     def hook(self) -> JiraCloudHook:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
-        return JiraCloudHook(jira_conn_id=self.jira_conn_id, retry_policy=self.jira_retry)
+        hook = JiraCloudHook(jira_conn_id=self.jira_conn_id, retry_policy=self.jira_retry)
+        hook.retry_argument = "jira_retry"  # errors name the argument the user wrote
+        return hook
 
     def jira_client(self, *, scopes: Iterable[str] = ()) -> JiraClient:
         """The hook's client, once the grant is known to hold what ``jira_operations`` need."""
