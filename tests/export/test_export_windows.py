@@ -188,6 +188,16 @@ def test_bad_overlap_or_settle_fails_when_the_dag_is_parsed_naming_it(tmp_path, 
         JiraIncrementalExportOperator(task_id="export", jql="", output_path=str(tmp_path / "x.jsonl"), **arguments)
 
 
+@pytest.mark.parametrize("output_path", ["", "nosuch://bucket/eng.jsonl"])
+def test_a_bad_output_path_is_named_as_an_argument_before_any_call(emu, tmp_path, output_path: str) -> None:
+    op = JiraIncrementalExportOperator(task_id="export", jql="", output_path=output_path, settle=0)
+    end = midnight_days_ago(1)
+
+    with pytest.raises(JiraArgumentError, match="^Jira argument output_path: "):
+        op.execute({"data_interval_end": end, "prev_data_interval_end_success": end - timedelta(days=1)})
+    assert not emu.requests
+
+
 def test_a_3lo_grant_without_read_jira_user_exports_with_the_widened_query(jira_emulator, monkeypatch, tmp_path, airflow_db):
     from tests.operators.conftest import connect
 
