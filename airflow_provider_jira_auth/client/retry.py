@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 #: POST endpoints (relative to ``/rest/api/3``) that only read: safe to repeat like a GET.
-READ_ONLY_POSTS = frozenset({"search/jql", "search/approximate-count", "issue/bulkfetch", "jql/parse", "jql/match"})
+READ_ONLY_POSTS = frozenset(
+    {"search/jql", "search/approximate-count", "issue/bulkfetch", "changelog/bulkfetch", "jql/parse", "jql/match"}
+)
 
 #: Statuses that may carry ``Retry-After``.
 RETRY_AFTER_STATUSES = frozenset({429, 503})

@@ -57,6 +57,8 @@ class JiraCloudHook(BaseHook):
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     hook_name = HOOK_NAME
+    #: how errors name the ``retry_policy`` mapping: an operator's hook says ``jira_retry``
+    retry_argument = "retry_policy"
 
     def __init__(
         self, jira_conn_id: str = DEFAULT_CONN_ID, *, retry_policy: RetryPolicy | Mapping[str, Any] | None = None
@@ -96,7 +98,7 @@ class JiraCloudHook(BaseHook):
         if chosen is None:
             return settings.retry.policy()
         if isinstance(chosen, Mapping):
-            return RetrySettings.parse(chosen, "retry_policy", base=settings.retry).policy()
+            return RetrySettings.parse(chosen, self.retry_argument, base=settings.retry).policy()
         return chosen
 
     def _build_auth(self, settings: JiraConnectionSettings) -> tuple[JiraAuth, str]:

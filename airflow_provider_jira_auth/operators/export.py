@@ -37,6 +37,7 @@ returns, and every ``Asset`` outlet's event carries::
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -85,6 +86,17 @@ def _utc(value: Any, name: str) -> datetime | None:
     if value.tzinfo is None:
         raise JiraArgumentError(name, f"{value.isoformat()} has no time zone: give an offset, e.g. +00:00")
     return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
+
+
+def _seconds(value: Any, name: str) -> float:
+    """A number of seconds >= 0, or an error naming the argument."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise JiraArgumentError(name, f"must be a number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def export_window(
@@ -186,6 +198,9 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
     :param settle: seconds after the window's end before the search runs (Jira indexes changes
         a moment late); a run that starts earlier waits.
     :param page_size: issues per request (templated).
+    :param history: attach each exported issue's whole history, as ``JiraSearchOperator`` does:
+        every changelog entry (``changelog``) and every comment (``fields.comment``), oldest first,
+        where a search embeds only a first page of each (see ``client/history.py``).
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
@@ -205,33 +220,44 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
         overlap: float = 120.0,
         settle: float = 30.0,
         page_size: int = 100,
+        history: bool = False,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(history, bool):
+            raise TypeError(f"history must be True or False, got {history!r}")
+        if history:
+            from airflow_provider_jira_auth.client.history import HISTORY_OPERATIONS
+
+            self.jira_operations = (*type(self).jira_operations, *HISTORY_OPERATIONS)
+        self.history = history
         if not isinstance(jql, str):
             raise TypeError(f"jql must be a string, got {type(jql).__name__}")
         if not isinstance(first_window, timedelta) or first_window <= timedelta(0):
             raise ValueError(f"first_window must be a positive timedelta, got {first_window!r}")
-        if float(overlap) < 0 or float(settle) < 0:
-            raise ValueError(f"overlap and settle must be >= 0 seconds, got {overlap!r} and {settle!r}")
         self.jql = jql
         self.output_path = output_path
         self.fields = fields
         self.window_start = window_start
         self.window_end = window_end
         self.first_window = first_window
-        self.overlap = float(overlap)
-        self.settle = float(settle)
+        self.overlap = _seconds(overlap, "overlap")
+        self.settle = _seconds(settle, "settle")
         self.page_size = page_size
         self.jira_conn_id = jira_conn_id
 
     def _fields(self) -> list[str]:
+        from airflow_provider_jira_auth.client.history import with_comment_field
+
         chosen = [self.fields] if isinstance(self.fields, str) else list(self.fields or ())
         names = [part.strip() for item in chosen for part in str(item).split(",") if part.strip()]
-        return names + [f for f in _NEEDED_FIELDS if f not in names]
+        names += [f for f in _NEEDED_FIELDS if f not in names]
+        # With history, the search embeds a first page of comments: only issues with more cost calls.
+        return with_comment_field(names) if self.history else names
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_jira_auth.client.history import HISTORY_OPERATIONS, complete_history
         from airflow_provider_jira_auth.client.jql_time import user_zone
         from airflow_provider_jira_auth.operators import output
         from airflow_provider_jira_auth.operators.jira_cloud import _whole_number
@@ -243,9 +269,10 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
         # Checked before any Jira call: a scheme nobody serves fails now, naming it.
         target = output.resolve_output(self.output_path)
         self._wait_until_settled(window)
-        # Only the search's scopes are required of a 3LO grant: without read:jira-user the zone is
-        # unknown and the query is widened instead (client/jql_time.py).
-        self.hook.check_scopes("search_issues", what=f"{type(self).__name__} {self.task_id!r}")
+        # Only the search's scopes (and the history's) are required of a 3LO grant: without
+        # read:jira-user the zone is unknown and the query is widened instead (client/jql_time.py).
+        needed = ("search_issues", *(HISTORY_OPERATIONS if self.history else ()))
+        self.hook.check_scopes(*needed, what=f"{type(self).__name__} {self.task_id!r}")
         client = self.hook.get_conn()
         zone = user_zone(client)
         query = window_jql(self.jql, window, zone, self.overlap)
@@ -257,8 +284,11 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
             window.end_from,
             getattr(zone, "key", None) or "unknown (JQL dates widened by 14 h)",
         )
-        issues = client.search_issues(query, fields=self._fields(), page_size=page_size)
-        count = output.write_jsonl(target, (compact_issue(issue) for issue in in_window(issues, window)))
+        issues = in_window(client.search_issues(query, fields=self._fields(), page_size=page_size), window)
+        if self.history:
+            # After the window's filter: history is read only for the issues written.
+            issues = complete_history(client, issues)
+        count = output.write_jsonl(target, (compact_issue(issue) for issue in issues))
         # A URL even for a local file, so that a reader can open it as ObjectStoragePath(uri).
         uri = output.uri_of(target)
         self.log.info("JQL %r: wrote %d issue(s) changed in the window to %s", query, count, uri)

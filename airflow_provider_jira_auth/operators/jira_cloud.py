@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_jira_auth.client.errors import JiraTransitionError
+from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraTransitionError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -62,13 +62,24 @@ class JiraOperatorMixin:
 
             RetrySettings.parse(jira_retry, "jira_retry")  # bad keys or values fail when the DAG is parsed
             jira_retry = dict(jira_retry)
+        elif jira_retry is not None:
+            from airflow_provider_jira_auth.client.retry import RetryPolicy
+
+            if not isinstance(jira_retry, RetryPolicy):
+                raise JiraArgumentError(
+                    "jira_retry",
+                    f"must be a mapping of retry_attempts, retry_delay, retry_max_delay or a RetryPolicy, got "
+                    f"{type(jira_retry).__name__}; e.g. jira_retry={{'retry_attempts': 3}}",
+                )
         self.jira_retry = jira_retry
 
     @cached_property
     def hook(self) -> JiraCloudHook:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
-        return JiraCloudHook(jira_conn_id=self.jira_conn_id, retry_policy=self.jira_retry)
+        hook = JiraCloudHook(jira_conn_id=self.jira_conn_id, retry_policy=self.jira_retry)
+        hook.retry_argument = "jira_retry"  # errors name the argument the user wrote
+        return hook
 
     def jira_client(self, *, scopes: Iterable[str] = ()) -> JiraClient:
         """The hook's client, once the grant is known to hold what ``jira_operations`` need."""

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Union
 
-from airflow_provider_jira_auth.client.errors import JiraConfigError
+from airflow_provider_jira_auth.client.errors import JiraArgumentError
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 # Schemes that some providers register: a hint for the error when none is.
@@ -50,14 +50,14 @@ Target = Union[Path, Any]  # a local Path, or an airflow.sdk.ObjectStoragePath
 def resolve_output(value: str | os.PathLike[str] | Any, *, field: str = "output_path") -> Target:
     """The target ``value`` names: a local :class:`~pathlib.Path` or an ``ObjectStoragePath``.
 
-    Raises :class:`JiraConfigError` naming ``field`` when the scheme has no filesystem.
+    Raises :class:`JiraArgumentError` naming ``field`` when the scheme has no filesystem.
     """
     if _is_object_storage_path(value):
         target = value
     else:
         text = os.fspath(value) if isinstance(value, os.PathLike) else value
         if not isinstance(text, str) or not text.strip():
-            raise JiraConfigError(field, f"must be a path, a URL or an ObjectStoragePath, not {value!r}")
+            raise JiraArgumentError(field, f"must be a path, a URL or an ObjectStoragePath, not {value!r}")
         match = _URL.match(text)
         if match is None:
             return Path(text)
@@ -79,11 +79,11 @@ def resolve_output(value: str | os.PathLike[str] | Any, *, field: str = "output_
     return target
 
 
-def _unregistered(field: str, scheme: str, where: str) -> JiraConfigError:
+def _unregistered(field: str, scheme: str, where: str) -> JiraArgumentError:
     hint = f": install {_PROVIDER_OF[scheme]}" if scheme in _PROVIDER_OF else (
         ": install the Airflow provider that serves it, or attach a filesystem for it (airflow.sdk.io.store.attach)"
     )
-    return JiraConfigError(field, f"no filesystem is registered for the scheme {scheme!r} of {where!r}{hint}")
+    return JiraArgumentError(field, f"no filesystem is registered for the scheme {scheme!r} of {where!r}{hint}")
 
 
 def describe(target: Target) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_jira_auth.client.errors import JiraBulkTransitionError, JiraError
+from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraBulkTransitionError, JiraError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 from airflow_provider_jira_auth.operators.jira_cloud import JiraOperatorMixin, _same_name, _status_name, _whole_number
 
@@ -126,13 +126,30 @@ class JiraBulkTransitionOperator(JiraOperatorMixin, BaseOperator):
         self.transition = transition
         self.target_status = target_status
         self.fields = fields
+        self._check_arguments(rendered=False)  # again in execute(), once templates are rendered
         self.max_concurrency = max_concurrency
         self.max_issues = max_issues
         self.dry_run = bool(dry_run)
         self.fail_on_error = fail_on_error
         self.jira_conn_id = jira_conn_id
 
+    def _check_arguments(self, *, rendered: bool = True) -> None:
+        if not isinstance(self.jql, str) or not self.jql.strip():
+            raise JiraArgumentError("jql", f"must be a non-empty JQL query, e.g. 'project = ENG', got {self.jql!r}")
+        for name in ("transition", "target_status"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (str, int)) and str(value).strip()):
+                raise JiraArgumentError(name, f"must be a non-empty name (or, for transition, an id), got {value!r}")
+        template = not rendered and isinstance(self.fields, str) and "{{" in self.fields
+        if self.fields is not None and not isinstance(self.fields, Mapping) and not template:
+            raise JiraArgumentError(
+                "fields",
+                f"must be a mapping of field ids to values, e.g. {{'resolution': {{'name': 'Done'}}}}, got "
+                f"{type(self.fields).__name__}",
+            )
+
     def execute(self, context: Context) -> dict[str, Any]:
+        self._check_arguments()
         concurrency = _whole_number(self.max_concurrency, "max_concurrency", minimum=1)
         if concurrency > MAX_CONCURRENCY:
             raise ValueError(f"max_concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")

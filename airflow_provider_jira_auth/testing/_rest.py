@@ -42,6 +42,7 @@ ANONYMOUS = frozenset({("GET", "/rest/api/3/serverInfo")})
 _BULK_CHANGELOG_KEYS = frozenset({"issueIdsOrKeys", "fieldIds", "maxResults", "nextPageToken"})
 #: Jira's changelog/bulkfetch: at most 1000 issues a request, 10000 entries a page (default 1000).
 BULK_CHANGELOG_ISSUES = 1000
+BULK_FETCH_ISSUES = 100
 BULK_CHANGELOG_MAX_PAGE = 10000
 
 
@@ -114,6 +115,23 @@ def _expand_list(raw: Any) -> list[str]:
     if isinstance(raw, str):
         raw = [raw]
     return [part.strip() for item in (raw or ()) if isinstance(item, str) for part in item.split(",") if part.strip()]
+
+
+def _bulk_issue_list(request: Request, allowed: frozenset[str], limit: int) -> tuple[dict[str, Any], list[Any]]:
+    """A bulk request's JSON body and its ``issueIdsOrKeys`` (1..``limit``), as Jira checks them:
+    an unknown body field or a missing, empty or too long list is a 400."""
+    body = _json_object(request)
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise HttpError(jira_error(400, [f"Unrecognized field \"{unknown[0]}\" in the request body."]))
+    wanted = body.get("issueIdsOrKeys")
+    if not isinstance(wanted, list) or not wanted:
+        raise HttpError(jira_error(400, ["issueIdsOrKeys must be a non-empty list of issue ids or keys."]))
+    if len(wanted) > limit:
+        raise HttpError(
+            jira_error(400, [f"The number of issues requested ({len(wanted)}) exceeds the limit of {limit}."])
+        )
+    return body, wanted
 
 
 def _issue_or_404(caller: Caller, params: dict[str, str]) -> Issue:
@@ -290,15 +308,7 @@ class JiraRestApi:
         ascending id order; issues not found or not visible are left out (not reported);
         ``issueErrors`` lists those Jira could not return for a retriable reason (see
         ``JiraSite.bulkfetch_errors``)."""
-        body = _json_object(request)
-        unknown = sorted(set(body) - _BULK_FETCH_KEYS)
-        if unknown:
-            return jira_error(400, [f"Unrecognized field \"{unknown[0]}\" in the request body."])
-        wanted = body.get("issueIdsOrKeys")
-        if not isinstance(wanted, list) or not wanted:
-            return jira_error(400, ["issueIdsOrKeys must be a non-empty list of issue ids or keys."])
-        if len(wanted) > 100:
-            return jira_error(400, [f"The number of issues requested ({len(wanted)}) exceeds the limit of 100."])
+        body, wanted = _bulk_issue_list(request, _BULK_FETCH_KEYS, BULK_FETCH_ISSUES)
         for name in ("fields", "expand", "properties"):
             value = body.get(name)
             if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
@@ -414,17 +424,7 @@ class JiraRestApi:
     def bulk_changelog(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         """``POST changelog/bulkfetch`` as the spec has it: 1..1000 issue ids or keys, entries ordered
         by date then issue id, paged with ``nextPageToken``; unknown issues are left out."""
-        body = _json_object(request)
-        unknown = sorted(set(body) - _BULK_CHANGELOG_KEYS)
-        if unknown:
-            return jira_error(400, [f"Unrecognized field \"{unknown[0]}\" in the request body."])
-        wanted = body.get("issueIdsOrKeys")
-        if not isinstance(wanted, list) or not wanted:
-            return jira_error(400, ["issueIdsOrKeys must be a non-empty list of issue ids or keys."])
-        if len(wanted) > BULK_CHANGELOG_ISSUES:
-            return jira_error(
-                400, [f"The number of issues requested ({len(wanted)}) exceeds the limit of {BULK_CHANGELOG_ISSUES}."]
-            )
+        body, wanted = _bulk_issue_list(request, _BULK_CHANGELOG_KEYS, BULK_CHANGELOG_ISSUES)
         if body.get("fieldIds"):
             return jira_error(400, ["fieldIds filtering is not supported by the emulator."])
         limit = _int_param(body.get("maxResults"), "maxResults", 1000)

@@ -19,7 +19,7 @@ def test_idempotent_methods_are_safe_to_repeat(method: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["search/jql", "search/approximate-count", "issue/bulkfetch", "jql/parse", "jql/match"]
+    "path", ["search/jql", "search/approximate-count", "issue/bulkfetch", "changelog/bulkfetch", "jql/parse", "jql/match"]
 )
 def test_posts_that_only_read_are_safe_to_repeat(path: str) -> None:
     assert is_safe_to_repeat("POST", path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -140,6 +141,16 @@ def _exercises() -> dict[str, Exercise]:
         task_id="t", jql="project = ENG", output_path=f"{export_dir}/eng.jsonl", settle=0, jira_conn_id=CONN_ID
     )
     window = {"data_interval_end": datetime.now(timezone.utc), "prev_data_interval_end_success": None}
+    incremental_history = export.JiraIncrementalExportOperator(
+        task_id="t", jql="project = ENG", output_path=f"{export_dir}/eng-history.jsonl", settle=0, history=True,
+        jira_conn_id=CONN_ID,
+    )
+
+    def export_history_up_to_now() -> None:
+        # A window ending now holds the issues just seeded, so their history is read.
+        time.sleep(0.01)
+        end = {"data_interval_end": datetime.now(timezone.utc), "prev_data_interval_end_success": None}
+        assert incremental_history.execute({**_context(), **end})["count"] > 0
 
     def notify_twice() -> None:
         notifier.notify(_context())  # opens the ticket
@@ -171,6 +182,7 @@ def _exercises() -> dict[str, Exercise]:
         "JiraIssueTrigger": of(issue_trigger, lambda: _trigger_event(issue_trigger)),
         "JiraIssueNotifier": of(notifier, notify_twice),
         "JiraIncrementalExportOperator": of(incremental, lambda: incremental.execute({**_context(), **window})),
+        "JiraIncrementalExportOperator(history)": of(incremental_history, export_history_up_to_now),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
@@ -50,6 +51,23 @@ def test_changelog_bulkfetch_refuses_more_than_1000_issues(emu: JiraCloudEmulato
 
     assert answer.status_code == 400
     assert "1000" in answer.json()["errorMessages"][0]
+
+
+@pytest.mark.parametrize("endpoint", ["changelog/bulkfetch", "issue/bulkfetch"])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"issueIdsOrKeys": ["ENG-1"], "jql": "x"}, 'Unrecognized field "jql" in the request body.'),
+        ({"issueIdsOrKeys": []}, "issueIdsOrKeys must be a non-empty list of issue ids or keys."),
+        ({}, "issueIdsOrKeys must be a non-empty list of issue ids or keys."),
+    ],
+)
+def test_both_bulk_endpoints_refuse_an_unknown_field_and_an_empty_issue_list(
+    emu: JiraCloudEmulator, http: requests.Session, endpoint: str, body: dict, message: str
+) -> None:
+    answer = http.post(_api(emu, endpoint), json=body, auth=_auth(emu))
+
+    assert (answer.status_code, answer.json()["errorMessages"]) == (400, [message])
 
 
 def test_a_transition_adds_a_status_entry_to_the_changelog(emu: JiraCloudEmulator, http: requests.Session) -> None:

@@ -178,6 +178,26 @@ def test_window_arguments_are_checked_and_named(emu, tmp_path) -> None:
     assert "TZ" in os.environ
 
 
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [({"overlap": "two minutes"}, "overlap"), ({"overlap": float("nan")}, "overlap"), ({"settle": None}, "settle"),
+     ({"settle": -1}, "settle")],
+)
+def test_bad_overlap_or_settle_fails_when_the_dag_is_parsed_naming_it(tmp_path, arguments: dict, field: str) -> None:
+    with pytest.raises(JiraArgumentError, match=f"^Jira argument {field}: must be a number of seconds >= 0"):
+        JiraIncrementalExportOperator(task_id="export", jql="", output_path=str(tmp_path / "x.jsonl"), **arguments)
+
+
+@pytest.mark.parametrize("output_path", ["", "nosuch://bucket/eng.jsonl"])
+def test_a_bad_output_path_is_named_as_an_argument_before_any_call(emu, tmp_path, output_path: str) -> None:
+    op = JiraIncrementalExportOperator(task_id="export", jql="", output_path=output_path, settle=0)
+    end = midnight_days_ago(1)
+
+    with pytest.raises(JiraArgumentError, match="^Jira argument output_path: "):
+        op.execute({"data_interval_end": end, "prev_data_interval_end_success": end - timedelta(days=1)})
+    assert not emu.requests
+
+
 def test_a_3lo_grant_without_read_jira_user_exports_with_the_widened_query(jira_emulator, monkeypatch, tmp_path, airflow_db):
     from tests.operators.conftest import connect
 
@@ -189,3 +209,34 @@ def test_a_3lo_grant_without_read_jira_user_exports_with_the_widened_query(jira_
     _, event, rows = run_day(tmp_path, d1, d1 - timedelta(days=1))
 
     assert [row["key"] for row in rows] == [inside] and event["time_zone"] is None
+
+
+def test_history_exports_every_change_and_comment_of_an_issue_in_the_window(emu, tmp_path) -> None:
+    end = midnight_days_ago(1)
+    busy = emu.seed_issue(created=end - timedelta(hours=3))
+    quiet = emu.seed_issue(created=end - timedelta(hours=2))
+    outside = emu.seed_issue(created=end - timedelta(days=1, seconds=20))  # the query reaches it; the filter drops it
+    # More than a search embeds: 40 changelog entries and 20 comments.
+    emu.add_changelog(busy, 130)
+    emu.add_comments(busy, 45)
+    emu.add_comments(outside, 30)
+    emu.reset_requests()
+
+    result, event, rows = run_day(tmp_path, end, end - timedelta(days=1), history=True)
+
+    by_key = {row["key"]: row for row in rows}
+    assert list(by_key) == [busy, quiet] and result["count"] == event["count"] == 2
+    histories = by_key[busy]["changelog"]["histories"]
+    assert [item["toString"] for entry in histories for item in entry["items"]] == [f"step-{n}" for n in range(1, 131)]
+    comments = by_key[busy]["fields"]["comment"]
+    assert comments["total"] == 45 == len({c["id"] for c in comments["comments"]})
+    assert [c["body"]["content"][0]["content"][0]["text"] for c in comments["comments"]][-1] == "Comment 45"
+    assert by_key[quiet]["changelog"]["histories"] == [] and by_key[quiet]["fields"]["comment"]["comments"] == []
+    assert by_key[busy]["fields"]["summary"] and by_key[busy]["fields"]["updated"]
+    # History is read for the issues written only: none of the out-of-window issue's comments.
+    assert not [r for r in emu.requests if f"/issue/{outside}/" in r.path]
+
+
+def test_history_must_be_a_bool(tmp_path) -> None:
+    with pytest.raises(TypeError, match="history must be True or False"):
+        JiraIncrementalExportOperator(task_id="export", jql="", output_path=str(tmp_path / "x.jsonl"), history="yes")

@@ -9,6 +9,7 @@ import pytest
 from airflow_provider_jira_auth.auth.basic import JiraBasicAuth
 from airflow_provider_jira_auth.client import JiraClient, site_rest_url
 from airflow_provider_jira_auth.client.history import complete_history
+from airflow_provider_jira_auth.client.retry import RetryPolicy
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
 
 
@@ -82,3 +83,19 @@ def test_completion_is_lazy_a_chunk_at_a_time(emu: JiraCloudEmulator, client: Ji
 def test_bad_chunk_size_is_refused_naming_it(client: JiraClient) -> None:
     with pytest.raises(ValueError, match="chunk_size must be between 1 and 1000"):
         complete_history(client, [], chunk_size=0)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_changelog_bulkfetch_only_reads_so_a_gateway_error_is_retried(
+    emu: JiraCloudEmulator, status: int
+) -> None:
+    keys = emu.seed_issues(count=2)
+    ids = emu.add_changelog(keys[1], 3)
+    emu.fail_next("POST", r"/changelog/bulkfetch$", status=status)
+    user = emu.default_user
+    policy = RetryPolicy(backoff_initial=0.01, sleep=lambda _: None)
+    with JiraClient(site_rest_url(emu.url), JiraBasicAuth(user.email, user.api_token), retry=policy) as jira:
+        found = jira.bulk_changelogs(keys)
+
+    assert [entry["id"] for entries in found.values() for entry in entries] == ids
+    assert _calls(emu, "/changelog/bulkfetch") == 2

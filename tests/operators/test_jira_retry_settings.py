@@ -70,3 +70,23 @@ def test_a_bad_jira_retry_fails_when_the_dag_is_parsed(jira_retry: dict[str, Any
         JiraRequestOperator(task_id="bad", method="GET", endpoint="myself", jira_retry=jira_retry)
     assert caught.value.field == field
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize("jira_retry", [3, "retry_attempts=3", [("retry_attempts", 3)]])
+def test_a_jira_retry_neither_mapping_nor_policy_fails_when_the_dag_is_parsed(jira_retry: Any) -> None:
+    with pytest.raises(JiraArgumentError, match="jira_retry: must be a mapping of retry_attempts") as caught:
+        JiraRequestOperator(task_id="bad", method="GET", endpoint="myself", jira_retry=jira_retry)
+    assert caught.value.field == "jira_retry"
+
+
+def test_a_jira_retry_that_clashes_with_the_connection_is_named_as_the_user_wrote_it(
+    jira_emulator: JiraCloudEmulator, monkeypatch: pytest.MonkeyPatch, context: dict[str, Any]
+) -> None:
+    jira = connect(jira_emulator, "basic", monkeypatch, retry_delay=5)
+    op = JiraRequestOperator(
+        task_id="short", jira_conn_id=jira.conn_id, method="GET", endpoint="myself", jira_retry={"retry_max_delay": 1}
+    )
+
+    with pytest.raises(JiraArgumentError, match=r"^Jira argument jira_retry\.retry_max_delay: 1 s is below retry_delay"):
+        op.execute(context)
+    assert myself_calls(jira_emulator) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_jira_auth.client.errors import JiraBulkTransitionError, JiraTransitionError
+from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraBulkTransitionError, JiraTransitionError
 from airflow_provider_jira_auth.operators.transition import JiraBulkTransitionOperator
 from tests.operators.conftest import Jira
 
@@ -119,6 +119,34 @@ def test_bad_arguments_fail_naming_the_argument(jira: Jira, context) -> None:
         _bulk(jira, target_status="Done", max_concurrency=50).execute(context)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"jql": None, "target_status": "Done"}, "jql"),
+        ({"jql": "  ", "target_status": "Done"}, "jql"),
+        ({"transition": " "}, "transition"),
+        ({"target_status": ""}, "target_status"),
+        ({"target_status": "Done", "fields": ["resolution"]}, "fields"),
+        ({"target_status": "Done", "fields": "resolution=Done"}, "fields"),
+    ],
+)
+def test_a_bad_argument_fails_when_the_dag_is_parsed_naming_it(jira: Jira, arguments: dict, field: str) -> None:
+    with pytest.raises(JiraArgumentError) as caught:
+        _bulk(jira, **arguments)
+
+    assert caught.value.field == field and f"Jira argument {field}: must be" in str(caught.value)
+
+
+def test_a_template_that_renders_to_a_bad_argument_fails_before_any_call(jira: Jira, context) -> None:
+    op = _bulk(jira, target_status="Done", fields="{{ params.fields }}")
+    op.fields = "resolution=Done"  # what the template rendered to
+    jira.emu.reset_requests()
+
+    with pytest.raises(JiraArgumentError, match="fields: must be a mapping"):
+        op.execute(context)
+    assert not jira.emu.requests
+
+
 def test_a_dry_run_needs_only_read_scope_and_a_real_run_checks_write_first(oauth_connect, context) -> None:
     from airflow_provider_jira_auth.scopes import JiraMissingScopeError
 
@@ -132,3 +160,36 @@ def test_a_dry_run_needs_only_read_scope_and_a_real_run_checks_write_first(oauth
 
     assert summary["moved"] == keys
     assert not jira.api_calls()
+
+
+FAST = {"retry_delay": 0.01, "retry_max_delay": 0.02}
+
+
+def test_a_transition_whose_answer_is_lost_is_not_sent_again_and_a_retry_finds_it_there(jira: Jira, context) -> None:
+    """A POST transition is not idempotent: after a 504 Jira may have acted, so it is not repeated."""
+    keys = jira.emu.seed_issues(project="OPS", count=3, statuses=["To Do"])
+    jira.emu.fail_next("POST", rf"/issue/{keys[1]}/transitions$", status=504, after_work=True)
+    jira.emu.reset_requests()
+
+    with pytest.raises(JiraBulkTransitionError) as caught:
+        _bulk(jira, target_status="Done", jira_retry=FAST).execute(context)
+
+    sent = [p for m, p in jira.api_calls() if m == "POST" and p.endswith(f"/issue/{keys[1]}/transitions")]
+    assert len(sent) == 1
+    assert [f["key"] for f in caught.value.summary["failed"]] == [keys[1]]
+    assert _statuses(jira, keys) == {"Done"}  # Jira did move it; only the answer was lost
+    again = _bulk(jira, target_status="Done", jira_retry=FAST).execute(context)
+    assert again == {"moved": [], "already": keys, "failed": [], "dry_run": False}
+
+
+def test_a_rate_limited_transition_is_sent_again(jira: Jira, context) -> None:
+    """A 429 is refused before any work: repeating the POST is safe."""
+    keys = jira.emu.seed_issues(project="OPS", count=2, statuses=["To Do"])
+    jira.emu.fail_next("POST", rf"/issue/{keys[0]}/transitions$", status=429, headers={"Retry-After": "0"})
+    jira.emu.reset_requests()
+
+    summary = _bulk(jira, target_status="Done", jira_retry=FAST).execute(context)
+
+    assert summary["moved"] == keys
+    sent = [p for m, p in jira.api_calls() if m == "POST" and p.endswith(f"/issue/{keys[0]}/transitions")]
+    assert len(sent) == 2
