@@ -60,6 +60,14 @@ def test_the_reader_reads_each_export_from_its_triggering_event(tmp_path: Path) 
         try:
             airflow.wait_for_dag(READER)
             airflow.wait_for_dag(EXPORT)
+            # The scheduler starts today's scheduled export at once (catchup=False) and the reader
+            # after it. Let that settle first: an event stored while the scheduler is creating the
+            # reader run for an earlier one may start no run of its own (Airflow's asset queue).
+            quiet_since, settle_by = time.monotonic(), time.monotonic() + 120
+            while time.monotonic() - quiet_since < 5 and time.monotonic() < settle_by:
+                if any(r["state"] not in ("success", "failed") for r in runs(airflow, EXPORT) + runs(airflow, READER)):
+                    quiet_since = time.monotonic()
+                time.sleep(0.5)
             run_id = f"past_day_{uuid.uuid4().hex[:6]}"
             airflow.api("POST", f"/api/v2/dags/{EXPORT}/dagRuns", json_body={"dag_run_id": run_id, "logical_date": day.isoformat()})
             mine = (tmp_path / "exports" / "eng" / f"{day:%Y%m%dT%H%M%S}.jsonl").as_uri()
