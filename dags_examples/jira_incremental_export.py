@@ -31,6 +31,7 @@ ENG_CHANGES = Asset(name="jira_eng_changes", uri=f"{EXPORT_BASE_URL.rstrip('/')}
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    max_active_runs=1,  # each window starts where the previous successful run ended
     tags=["jira", "example", "export"],
 )
 def jira_incremental_export():

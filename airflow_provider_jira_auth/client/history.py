@@ -23,7 +23,7 @@ from itertools import islice
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from airflow_provider_jira_auth.client.errors import JiraError
+from airflow_provider_jira_auth.client.paging import next_page_token
 
 
 class JiraClient(Protocol):
@@ -98,13 +98,11 @@ def bulk_changelogs(
         page = client.request("POST", "changelog/bulkfetch", json=body) or {}
         for group in page.get("issueChangeLogs") or []:
             found.setdefault(str(group.get("issueId")), []).extend(group.get("changeHistories") or [])
-        token = page.get("nextPageToken")
-        if not token:
+        token = next_page_token(
+            page.get("nextPageToken"), page.get("isLast"), body.get("nextPageToken"), what="POST changelog/bulkfetch"
+        )
+        if token is None:
             return found
-        if token == body.get("nextPageToken"):
-            raise JiraError(
-                "POST changelog/bulkfetch returned the same nextPageToken twice; stopping instead of looping forever"
-            )
         body["nextPageToken"] = token
 
 

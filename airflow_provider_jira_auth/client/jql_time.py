@@ -34,6 +34,7 @@ __all__ = [
     "jql_date",
     "parse_jira_time",
     "strip_order_by",
+    "changes_jql",
     "user_zone",
     "zone_from_myself",
 ]
@@ -99,6 +100,17 @@ def strip_order_by(jql: str) -> str:
         elif not quoted and ch in "oO" and _ORDER_BY.match(jql, i) and (i == 0 or not jql[i - 1].isalnum()):
             return jql[:i].strip()
     return jql.strip()
+
+
+def changes_jql(jql: str, lower: str, upper: str | None = None) -> str:
+    """``(<jql>) AND updated >= "<lower>" [AND updated < "<upper>"] ORDER BY updated ASC, id ASC``.
+
+    The bounds are JQL dates (:func:`jql_date`); an empty ``jql`` leaves the bounds alone.
+    """
+    bounds = f'updated >= "{lower}"' + (f' AND updated < "{upper}"' if upper is not None else "")
+    base = strip_order_by(jql)
+    where = f"({base}) AND {bounds}" if base else bounds
+    return f"{where} ORDER BY updated ASC, id ASC"
 
 
 def zone_from_myself(me: Any) -> tzinfo | None:

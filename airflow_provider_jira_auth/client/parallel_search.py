@@ -323,7 +323,7 @@ class _SeenIds:
 
     def add(self, issue_id: str) -> bool:
         """Record ``issue_id``; ``False`` if it was already there."""
-        if not issue_id.isdigit() or len(issue_id) > 12:
+        if not issue_id.isdigit() or len(issue_id) > 8:  # a bitmap up to 12.5 MB, a set beyond
             if issue_id in self._others:
                 return False
             self._others.add(issue_id)

@@ -12,7 +12,9 @@ successful runs tile time with no gap and no overlap:
 
 So a re-run of a day re-exports that day's window (its previous successful run has not moved),
 a backfill run in date order exports each day once, and a run after a failed one also covers
-the failed one's window. ``window_start`` / ``window_end`` override either bound (templated).
+the failed one's window. Runs must not overlap for that: give the DAG ``max_active_runs=1``
+(two days running at once would both start from the last success, and export the earlier
+day's changes twice). ``window_start`` / ``window_end`` override either bound (templated).
 
 **Exactly once per change.** Jira's JQL dates have minute precision and are read in the Jira
 user's time zone (``GET /myself``). The query is ``(<jql>) AND updated >= "<start - overlap,
@@ -136,14 +138,10 @@ def export_window(
 
 def window_jql(jql: str, window: ExportWindow, zone: tzinfo | None, overlap: float) -> str:
     """``(<jql>) AND updated >= "..." AND updated < "..." ORDER BY updated ASC, id ASC``, bounds rounded outward."""
-    from airflow_provider_jira_auth.client.jql_time import jql_date, strip_order_by
+    from airflow_provider_jira_auth.client.jql_time import changes_jql, jql_date
 
     lower = jql_date(window.start - timedelta(seconds=overlap), zone)
-    upper = jql_date(window.end, zone, up=True)
-    bounds = f'updated >= "{lower}" AND updated < "{upper}"'
-    base = strip_order_by(jql)
-    where = f"({base}) AND {bounds}" if base else bounds
-    return f"{where} ORDER BY updated ASC, id ASC"
+    return changes_jql(jql, lower, jql_date(window.end, zone, up=True))
 
 
 def in_window(issues: Iterable[Mapping[str, Any]], window: ExportWindow) -> Iterator[Mapping[str, Any]]:
@@ -268,12 +266,11 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
         )
         # Checked before any Jira call: a scheme nobody serves fails now, naming it.
         target = output.resolve_output(self.output_path)
-        self._wait_until_settled(window)
         # Only the search's scopes (and the history's) are required of a 3LO grant: without
         # read:jira-user the zone is unknown and the query is widened instead (client/jql_time.py).
-        needed = ("search_issues", *(HISTORY_OPERATIONS if self.history else ()))
-        self.hook.check_scopes(*needed, what=f"{type(self).__name__} {self.task_id!r}")
-        client = self.hook.get_conn()
+        # Checked before the settling wait, so that a missing scope fails at once.
+        client = self.jira_client(operations=("search_issues", *(HISTORY_OPERATIONS if self.history else ())))
+        self._wait_until_settled(window)
         zone = user_zone(client)
         query = window_jql(self.jql, window, zone, self.overlap)
         self.log.info(

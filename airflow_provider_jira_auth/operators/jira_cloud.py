@@ -81,9 +81,10 @@ class JiraOperatorMixin:
         hook.retry_argument = "jira_retry"  # errors name the argument the user wrote
         return hook
 
-    def jira_client(self, *, scopes: Iterable[str] = ()) -> JiraClient:
-        """The hook's client, once the grant is known to hold what ``jira_operations`` need."""
-        self.hook.check_scopes(*self.jira_operations, scopes=scopes, what=f"{type(self).__name__} {self.task_id!r}")
+    def jira_client(self, *, scopes: Iterable[str] = (), operations: Sequence[str] | None = None) -> JiraClient:
+        """The hook's client, once the grant is known to hold what ``operations`` (default: ``jira_operations``) need."""
+        needed = self.jira_operations if operations is None else operations
+        self.hook.check_scopes(*needed, scopes=scopes, what=f"{type(self).__name__} {self.task_id!r}")
         return self.hook.get_conn()
 
 
@@ -112,6 +113,32 @@ def _whole_number(value: Any, name: str, *, optional: bool = False, minimum: int
 def _status_name(issue: Mapping[str, Any]) -> str | None:
     status = (issue.get("fields") or {}).get("status") or {}
     return status.get("name")
+
+
+def choose_transition(
+    available: Iterable[Mapping[str, Any]], transition: str | int | None, target_status: str | None
+) -> Mapping[str, Any] | None:
+    """The offered transition named ``transition`` (name or id), leading to ``target_status`` when
+    that is given too; without a name, the first one leading to ``target_status``."""
+
+    def leads_there(t: Mapping[str, Any]) -> bool:
+        return target_status is None or _same_name((t.get("to") or {}).get("name"), target_status)
+
+    if transition is not None:
+        wanted = str(transition).strip()
+        return next(
+            (t for t in available if (_same_name(t.get("name"), wanted) or str(t.get("id")) == wanted) and leads_there(t)),
+            None,
+        )
+    return next((t for t in available if leads_there(t)), None)
+
+
+def describe_transitions(available: Iterable[Mapping[str, Any]]) -> str:
+    """The offered transitions as an error message lists them: name, id and where each leads."""
+    offered = "; ".join(
+        f"{t.get('name')!r} (id {t.get('id')}) -> {(t.get('to') or {}).get('name')!r}" for t in available
+    )
+    return offered or "none (may the Jira user transition this issue?)"
 
 
 # -- search ----------------------------------------------------------------------------------------
@@ -560,7 +587,7 @@ class JiraTransitionIssueOperator(JiraOperatorMixin, BaseOperator):
         if self.target_status is not None and _same_name(current, self.target_status):
             return self._already_there(current)
         available = client.get_transitions(self.issue_key)
-        chosen = self._choose(available)
+        chosen = choose_transition(available, self.transition, self.target_status)
         if chosen is None:
             # A workflow seldom offers "Done" from Done; a name that is the current status means there.
             if self.transition is not None and _same_name(current, self.transition):
@@ -573,14 +600,6 @@ class JiraTransitionIssueOperator(JiraOperatorMixin, BaseOperator):
         self.log.info("%s: %s -> %s (transition %r)", self.issue_key, current, target, chosen.get("name"))
         return {"issue_key": self.issue_key, "status": target, "transitioned": True}
 
-    def _choose(self, available: list[dict[str, Any]]) -> dict[str, Any] | None:
-        if self.transition is not None:
-            wanted = str(self.transition)
-            return next(
-                (t for t in available if _same_name(t.get("name"), wanted) or str(t.get("id")) == wanted.strip()), None
-            )
-        return next((t for t in available if _same_name((t.get("to") or {}).get("name"), self.target_status)), None)
-
     def _already_there(self, status: str | None) -> dict[str, Any]:
         self.log.info("%s is already in status %r: nothing to do", self.issue_key, status)
         return {"issue_key": self.issue_key, "status": status, "transitioned": False}
@@ -591,10 +610,7 @@ class JiraTransitionIssueOperator(JiraOperatorMixin, BaseOperator):
             problem += repr(self.target_status)
         else:
             problem = f"{self.issue_key} (status {current!r}) offers no transition {self.transition!r}"
-        offered = "; ".join(
-            f"{t.get('name')!r} (id {t.get('id')}) -> {(t.get('to') or {}).get('name')!r}" for t in available
-        )
-        return f"{problem}. Available transitions: {offered or 'none (may the Jira user transition this issue?)'}"
+        return f"{problem}. Available transitions: {describe_transitions(available)}"
 
 
 # -- anything else ---------------------------------------------------------------------------------

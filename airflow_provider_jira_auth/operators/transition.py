@@ -17,7 +17,14 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraBulkTransitionError, JiraError
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
-from airflow_provider_jira_auth.operators.jira_cloud import JiraOperatorMixin, _same_name, _status_name, _whole_number
+from airflow_provider_jira_auth.operators.jira_cloud import (
+    JiraOperatorMixin,
+    _same_name,
+    _status_name,
+    _whole_number,
+    choose_transition,
+    describe_transitions,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,6 +48,8 @@ class _Summary:
     order: dict[str, int] = field(default_factory=dict)
     offered: dict[str, None] = field(default_factory=dict)  # transition names seen, for the error message
     not_offered: int = 0
+    #: issues offering no such transition, filed under already or failed once the listing is done
+    not_offered_yet: list[tuple[str, str | None, list[Mapping[str, Any]]]] = field(default_factory=list)
 
     def as_xcom(self) -> dict[str, Any]:
         def by_search(key: str) -> int:
@@ -155,9 +164,7 @@ class JiraBulkTransitionOperator(JiraOperatorMixin, BaseOperator):
             raise ValueError(f"max_concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
         max_issues = _whole_number(self.max_issues, "max_issues", optional=True)
         # A dry run sends no transition: a read-only grant is enough for it.
-        operations = ("search_issues",) if self.dry_run else self.jira_operations
-        self.hook.check_scopes(*operations, what=f"{type(self).__name__} {self.task_id!r}")
-        client = self.hook.get_conn()
+        client = self.jira_client(operations=("search_issues",) if self.dry_run else None)
         summary = _Summary(self.dry_run)
         issues = client.search_issues(
             self.jql, fields=["status"], expand="transitions", page_size=100, max_results=max_issues
@@ -178,6 +185,13 @@ class JiraBulkTransitionOperator(JiraOperatorMixin, BaseOperator):
                     self._collect(wait(in_flight, return_when=FIRST_COMPLETED).done, in_flight, summary)
                 in_flight[pool.submit(self._move, client, key, chosen)] = key
             self._collect(wait(in_flight).done, in_flight, summary)
+        # Filed once the whole listing is known, so that the search's order cannot decide it.
+        for key, current, available in summary.not_offered_yet:
+            if any(_same_name(current, status) for status in learned):
+                summary.already.append(key)
+            else:
+                summary.not_offered += 1
+                summary.failed.append({"key": key, "error": self._not_offered(key, current, available)})
         result = summary.as_xcom()
         self.log.info(
             "JQL %r: %s %d, already there %d, failed %d",
@@ -203,13 +217,13 @@ class JiraBulkTransitionOperator(JiraOperatorMixin, BaseOperator):
         if self.target_status is not None and _same_name(current, self.target_status):
             summary.already.append(key)
             return None
-        chosen = self._choose(available)
+        chosen = choose_transition(available, self.transition, self.target_status)
         if chosen is None:
-            there = self.target_status is None and (
-                _same_name(current, self.transition) or any(_same_name(current, s) for s in learned)
-            )
-            if there:
+            if self.target_status is None and _same_name(current, self.transition):
                 summary.already.append(key)
+            elif self.target_status is None:
+                # Maybe where the transition leads, as other matched issues may show: decided at the end.
+                summary.not_offered_yet.append((key, current, available))
             else:
                 summary.not_offered += 1
                 summary.failed.append({"key": key, "error": self._not_offered(key, current, available)})
@@ -221,21 +235,6 @@ class JiraBulkTransitionOperator(JiraOperatorMixin, BaseOperator):
             summary.already.append(key)
             return None
         return dict(chosen)
-
-    def _choose(self, available: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-        def leads_there(t: Mapping[str, Any]) -> bool:
-            return self.target_status is None or _same_name((t.get("to") or {}).get("name"), self.target_status)
-
-        if self.transition is not None:
-            wanted = str(self.transition).strip()
-            return next(
-                (
-                    t for t in available
-                    if (_same_name(t.get("name"), wanted) or str(t.get("id")) == wanted) and leads_there(t)
-                ),
-                None,
-            )
-        return next((t for t in available if leads_there(t)), None)
 
     def _move(self, client: JiraClient, key: str, chosen: Mapping[str, Any]) -> None:
         client.transition_issue(key, chosen["id"], fields=self.fields)
@@ -261,15 +260,12 @@ class JiraBulkTransitionOperator(JiraOperatorMixin, BaseOperator):
         return f"a transition to status {self.target_status!r}"
 
     def _not_offered(self, key: str, current: str | None, available: list[Mapping[str, Any]]) -> str:
-        offered = "; ".join(
-            f"{t.get('name')!r} (id {t.get('id')}) -> {(t.get('to') or {}).get('name')!r}" for t in available
-        )
         hint = ""
         if self.target_status is None:
             hint = " If the issue is already where the transition leads, pass target_status to count it as there."
         return (
             f"{key} (status {current!r}) offers no {self._wanted()}. "
-            f"Available transitions: {offered or 'none (may the Jira user transition this issue?)'}.{hint}"
+            f"Available transitions: {describe_transitions(available)}.{hint}"
         )
 
     def _failure_message(self, result: dict[str, Any], summary: _Summary) -> str:

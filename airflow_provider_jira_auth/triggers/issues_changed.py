@@ -54,7 +54,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_jira_auth.client.errors import JiraError, JiraRateLimitError
-from airflow_provider_jira_auth.client.jql_time import jql_date, parse_jira_time, strip_order_by, zone_from_myself
+from airflow_provider_jira_auth.client.jql_time import (
+    changes_jql,
+    jql_date,
+    parse_jira_time,
+    zone_from_myself,
+)
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 from airflow_provider_jira_auth.triggers._client import open_async_client
 
@@ -129,14 +134,6 @@ def jql_lower_bound(mark: Watermark, overlap: float, zone: tzinfo | None) -> str
     """
     moment = datetime.fromtimestamp(mark.newest / 1000, tz=timezone.utc) - timedelta(seconds=overlap)
     return jql_date(moment, zone)
-
-
-def changes_jql(jql: str, bound: str) -> str:
-    """``(<jql>) AND updated >= "<bound>" ORDER BY updated ASC`` (the bound alone for empty JQL)."""
-    base = strip_order_by(jql)
-    window = f'updated >= "{bound}"'
-    where = f"({base}) AND {window}" if base else window
-    return f"{where} ORDER BY updated ASC, id ASC"
 
 
 def new_changes(
@@ -289,8 +286,8 @@ class IssuesChangedPoller:
                         query, fields=FIELDS, max_results=self.max_issues, page_size=min(self.max_issues, 100)
                     )
                 except Exception as exc:  # Jira down, a 429, the connection or the token broker missing
-                    if not isinstance(exc, JiraError) and client is not None:
-                        raise  # not an outage: a bug, let it surface
+                    if not isinstance(exc, JiraError) and not _connection_missing(exc):
+                        raise  # not an outage: a bug or a broken setup, let it surface
                     failures += 1
                     pause = self._outage_pause(failures, exc)
                     log.warning(
@@ -339,6 +336,13 @@ class IssuesChangedPoller:
         except JiraError as exc:
             log.warning("Jira changes: the user's time zone is unknown (%s); querying 14 h wider", exc)
             return None
+
+
+def _connection_missing(exc: BaseException) -> bool:
+    """The connection is not defined (yet): worth waiting for, like an outage."""
+    from airflow.exceptions import AirflowNotFoundException
+
+    return isinstance(exc, AirflowNotFoundException)
 
 
 def _ms_iso(ms: int) -> str:

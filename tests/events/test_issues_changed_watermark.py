@@ -19,6 +19,7 @@ import pytest
 
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
 from airflow_provider_jira_auth.triggers import issues_changed as ic
+from airflow_provider_jira_auth.client.jql_time import strip_order_by
 from airflow_provider_jira_auth.triggers.issues_changed import (
     IssuesChangedPoller,
     JiraIssuesChangedTrigger,
@@ -27,7 +28,6 @@ from airflow_provider_jira_auth.triggers.issues_changed import (
     changes_jql,
     jql_lower_bound,
     new_changes,
-    strip_order_by,
 )
 
 CONN_ID = "jira_events"

@@ -163,8 +163,20 @@ def test_the_deprecated_update_still_refreshes_through_the_same_steps() -> None:
 
 
 def test_a_store_that_overrides_update_is_told_to_override_refreshing() -> None:
-    with pytest.warns(DeprecationWarning, match=r"OwnUpdate overrides TokenStore\.update.*override refreshing\(\)"):
+    # Refused at class definition: refreshes would otherwise skip the override's own locking.
+    with pytest.raises(TypeError, match=r"OwnUpdate overrides TokenStore\.update.*override refreshing\(\)"):
 
         class OwnUpdate(ScriptedStore):
             def update(self, refresher):  # type: ignore[no-untyped-def]
                 return super().update(refresher)
+
+    class OwnBoth(ScriptedStore):  # a store with its own refreshing() may keep its update()
+        def update(self, refresher):  # type: ignore[no-untyped-def]
+            return super().update(refresher)
+
+        @contextmanager
+        def refreshing(self):  # type: ignore[no-untyped-def]
+            with super().refreshing() as refresh:
+                yield refresh
+
+    assert issubclass(OwnBoth, ScriptedStore)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from airflow_provider_jira_auth.client.errors import JiraRateLimitError
 from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
 
@@ -129,7 +130,7 @@ def test_async_and_sync_calls_honour_the_same_quota_pause(emu: JiraCloudEmulator
     """A trigger's async client and a task's sync client of one site share its pacer."""
     sync_client = JiraCloudHook(CONN_ID).get_conn()
     reset = emu.exhaust_quota(2.0)
-    with pytest.raises(Exception):
+    with pytest.raises(JiraRateLimitError):
         JiraCloudHook(CONN_ID, retry_policy=_one_attempt()).get_conn().myself()  # the 429 that starts the pause
 
     async def trigger_poll() -> float:
@@ -196,8 +197,6 @@ def _one_attempt():
 
 
 def test_a_quota_reset_beyond_the_policy_s_longest_wait_fails_fast_without_sending(emu: JiraCloudEmulator) -> None:
-    from airflow_provider_jira_auth.client.errors import JiraRateLimitError
-
     client = JiraCloudHook(CONN_ID).get_conn()
     emu.exhaust_quota(600.0)  # beyond RetryPolicy.max_retry_after (120 s): not waited for in-process
     with pytest.raises(JiraRateLimitError):

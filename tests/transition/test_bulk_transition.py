@@ -72,6 +72,16 @@ def test_a_rerun_reports_the_moved_issues_as_already_there(jira: Jira, context) 
     assert not [p for _, p in jira.api_calls() if p.endswith("/transitions")]
 
 
+def test_an_issue_already_where_the_transition_leads_is_there_whatever_the_search_order(jira: Jira, context) -> None:
+    # Given only the transition's name, where it leads is learnt from the issues that offer it; an
+    # issue listed before any of them (a re-run without a status filter) is still "already".
+    keys = jira.emu.seed_issues(project="OPS", count=4, statuses=["In Progress", "To Do"])
+
+    summary = _bulk(jira, transition="Start Progress").execute(context)
+
+    assert summary == {"moved": [keys[1], keys[3]], "already": [keys[0], keys[2]], "failed": [], "dry_run": False}
+
+
 def test_an_unknown_transition_fails_naming_it_and_the_available_ones(jira: Jira, context) -> None:
     keys = jira.emu.seed_issues(project="OPS", count=3, statuses=["To Do"])
 

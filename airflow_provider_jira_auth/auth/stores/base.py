@@ -62,12 +62,12 @@ class TokenStore(ABC):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        if "update" in cls.__dict__:
-            warnings.warn(
+        if "update" in cls.__dict__ and cls.refreshing is TokenStore.refreshing:
+            # Refreshes no longer call update(): whatever it held (a transaction, a row lock) would be
+            # skipped, and two processes could then spend the same refresh token. Refuse the class.
+            raise TypeError(
                 f"{cls.__qualname__} overrides TokenStore.update, which refreshes no longer call: "
-                "override refreshing() instead (its lock, load_locked and save are used as before)",
-                DeprecationWarning,
-                stacklevel=2,
+                "override refreshing() instead (its lock, load_locked and save are used as before)"
             )
 
     @classmethod
