@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from airflow_provider_jira_auth.client.errors import JiraTokenStoreError
+from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 from airflow_provider_jira_auth.settings import grant_fingerprint
 from tests.db_connections import connection_extra, put_connection, variable_value
 
@@ -36,20 +37,22 @@ def short_lived(jira_emulator):
 
 
 def call_myself(conn_id):
-    from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
-
     return JiraCloudHook(conn_id).request("GET", "myself")
 
 
-def wait_past_leeway_and_expiry():
+def wait_past_leeway_and_expiry(emu):
+    """Wait until every access token issued so far has expired and every retired refresh token is
+    past its reuse leeway. Tokens issued from then on live two minutes: the call under test must
+    refresh once, and then not again because a loaded machine took seconds to use its token."""
     time.sleep(2.2)
+    emu.oauth.access_token_ttl = 120
 
 
 def test_a_copy_under_another_id_refreshes_with_the_stored_connections_live_token(short_lived, monkeypatch):
     emu = short_lived
     put_connection("jira_home", emu.connection_json("oauth2"), refresh_margin=0.2)
     call_myself("jira_home")  # rotates: the seed is retired
-    wait_past_leeway_and_expiry()
+    wait_past_leeway_and_expiry(emu)
     # What Airflow's Test button does: the stored connection, exported under a random id.
     monkeypatch.setenv("AIRFLOW_CONN_XQZRANDOM", json.dumps({"conn_type": "jira_cloud", "host": emu.url, "extra": connection_extra("jira_home")}))
 
@@ -57,9 +60,11 @@ def test_a_copy_under_another_id_refreshes_with_the_stored_connections_live_toke
 
     assert emu.stats.family_revocations == 0
     assert emu.stats.token_refreshes == 2
-    # Written back to the stored connection, which keeps working.
-    wait_past_leeway_and_expiry()
-    assert call_myself("jira_home")["accountId"] and emu.stats.family_revocations == 0
+    # Written back to the stored connection, which refreshes with it past the leeway.
+    time.sleep(2.2)
+    JiraCloudHook("jira_home").keep_alive(max_age_days=0)
+    assert emu.stats.token_refreshes == 3 and emu.stats.family_revocations == 0
+    assert call_myself("jira_home")["accountId"]
 
 
 def test_a_copy_of_a_consented_connection_made_before_it_rotated_shares_the_grant(short_lived):
@@ -67,7 +72,7 @@ def test_a_copy_of_a_consented_connection_made_before_it_rotated_shares_the_gran
     put_connection("jira_first", emu.connection_json("oauth2"), refresh_margin=0.2)
     put_connection("jira_second", json.dumps({"conn_type": "jira_cloud", "host": emu.url, "extra": connection_extra("jira_first")}))
     call_myself("jira_first")
-    wait_past_leeway_and_expiry()
+    wait_past_leeway_and_expiry(emu)
 
     call_myself("jira_second")
 
@@ -82,7 +87,7 @@ def test_a_copy_of_a_variable_store_connection_reads_the_grants_variable(short_l
     configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.2)
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_VAR_HOME", configured)
     call_myself("jira_var_home")
-    wait_past_leeway_and_expiry()
+    wait_past_leeway_and_expiry(emu)
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_VAR_COPY", configured)
 
     call_myself("jira_var_copy")
@@ -114,7 +119,7 @@ def test_a_variable_named_after_the_connection_is_taken_over_and_removed(short_l
     emu = short_lived
     configured, extra = legacy_variable(emu, "jira_legacy")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_LEGACY", configured)
-    wait_past_leeway_and_expiry()
+    wait_past_leeway_and_expiry(emu)
 
     call_myself("jira_legacy")
 
@@ -129,7 +134,7 @@ def test_a_copy_takes_over_the_variable_named_after_the_original_and_removes_it(
     configured, extra = legacy_variable(emu, "jira_original")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_ORIGINAL", configured)
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_DUPLICATE", configured)
-    wait_past_leeway_and_expiry()
+    wait_past_leeway_and_expiry(emu)
 
     call_myself("jira_duplicate")
 
@@ -156,8 +161,6 @@ def test_a_token_file_shared_by_two_grants_is_refused_instead_of_lending_an_iden
 
 
 def test_the_connection_store_reads_state_written_under_the_keys_airflow_masked(jira_emulator):
-    from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
-
     emu = jira_emulator  # hour-long tokens: the cached one stays valid however slow the machine
     put_connection("jira_old_keys", emu.connection_json("oauth2"))
     call_myself("jira_old_keys")
