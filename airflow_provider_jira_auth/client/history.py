@@ -1,8 +1,8 @@
 """An issue's whole history: every changelog entry and every comment, paged.
 
 What a search embeds is a first page only: ``search/jql`` with ``expand=changelog`` holds at most
-40 histories a issue (``GET issue`` 100), and the ``comment`` field a first page of comments
-(see ATLASSIAN.md: History). :func:`complete_history` fills in the rest for a stream of issues:
+40 histories an issue (``GET issue`` 100), and the ``comment`` field a first page of comments
+(Jira Cloud REST API v3: "Issue search", "Issues: Bulk fetch changelogs"). :func:`complete_history` fills in the rest for a stream of issues:
 
 * changelogs with ``POST changelog/bulkfetch``, one request (and its pages) for up to
   :data:`HISTORY_CHUNK` issues at once, only for the issues whose embedded changelog is missing or

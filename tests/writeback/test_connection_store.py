@@ -67,7 +67,9 @@ def test_the_stored_refresh_token_is_the_one_atlassian_accepts_next(jira_emulato
         hook("jira_wb").request("GET", "myself")
         time.sleep(2)
     hook("jira_wb").request("GET", "myself")
-    assert len(token_calls(emu)) == 4
+    # At least one rotation each time (one more where a loaded machine let a fresh token expire
+    # before its use), and every one of them sent the refresh token the store held.
+    assert len(token_calls(emu)) >= 4
     assert emu.stats.family_revocations == 0 and emu.stats.reuse_within_leeway == 0
 
 
