@@ -242,18 +242,28 @@ class SitePacer:
         )
 
     def _book_issue_write(self, issue: str, start: float, now: float) -> float:
-        start = max(start, self._issue_held.get(issue, 0.0))
         longest = PER_ISSUE_WINDOWS[-1][1]
-        sent = self._issue_writes.setdefault(issue, deque())
+        held = self._issue_held.get(issue)
+        if held is not None:
+            if held <= now:
+                del self._issue_held[issue]
+            start = max(start, held)
+        # Most recently written last: issues whose windows have run out are dropped from the front,
+        # so the bookkeeping holds only the issues written in the last window, however long the
+        # process (a triggerer, a worker) lives, at a constant cost a write.
+        sent = self._issue_writes.pop(issue, None) or deque()
         while sent and sent[0] <= now - longest:
             sent.popleft()
         for count, seconds in PER_ISSUE_WINDOWS:
             if len(sent) >= count:
                 start = max(start, sent[-count] + seconds)
         sent.append(start)
-        # Other issues' windows that have run out are dropped as they are met.
-        for other in [key for key, times in self._issue_writes.items() if times and times[-1] <= now - longest]:
-            del self._issue_writes[other]
+        self._issue_writes[issue] = sent
+        while self._issue_writes:
+            oldest = next(iter(self._issue_writes))
+            if self._issue_writes[oldest][-1] > now - longest:
+                break
+            del self._issue_writes[oldest]
         return start
 
     # -- after an answer --------------------------------------------------------------------
@@ -283,6 +293,8 @@ class SitePacer:
                 issue = issue_written(method, route)
                 if issue is not None and status == 429:
                     hold = min(MAX_PAUSE, retry_after if retry_after is not None else (reset_in or 1.0))
+                    for ended in [key for key, until in self._issue_held.items() if until <= now]:
+                        del self._issue_held[ended]  # holds are rare: a scan here keeps them few
                     self._issue_held[issue] = max(self._issue_held.get(issue, 0.0), now + hold)
                 return
             # A burst limit (the reason given, or none: the headers of a successful answer).
