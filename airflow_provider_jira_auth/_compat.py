@@ -176,7 +176,9 @@ def get_connection(hook: Any, conn_id: str) -> Any:
     try:
         return hook.get_connection(conn_id)
     except AirflowNotFoundException:
-        if AIRFLOW_V_3_2_PLUS or not _extra_is_not_json(raw := os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")):
+        raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")
+        _refuse_a_bad_port(conn_id, raw)
+        if AIRFLOW_V_3_2_PLUS or not _extra_is_not_json(raw):
             raise
     from airflow.sdk import Connection
     from airflow.sdk.log import mask_secret
@@ -190,6 +192,22 @@ def get_connection(hook: Any, conn_id: str) -> Any:
         if secret:
             mask_secret(str(secret))
     return conn
+
+
+def _refuse_a_bad_port(conn_id: str, conn_json: str) -> None:
+    """Airflow reports a connection in the environment whose port is not a number as not defined."""
+    try:
+        fields = json.loads(conn_json) if conn_json.lstrip().startswith("{") else None
+    except ValueError:
+        return
+    port = fields.get("port") if isinstance(fields, dict) else None
+    if port in (None, "") or (isinstance(port, (int, str)) and str(port).strip().isdigit()):
+        return
+    from airflow_provider_jira_auth.client.errors import JiraConfigError
+
+    raise JiraConfigError(
+        "port", f"{port!r} in AIRFLOW_CONN_{conn_id.upper()} is not a number: leave it out (Jira Cloud needs no port)"
+    )
 
 
 def _extra_is_not_json(conn_json: str) -> bool:

@@ -53,6 +53,9 @@ CASES = {
         lambda emu: json.dumps({**json.loads(basic(emu)), "extra": '{"auth_type": "oauth2", client_id: 1}'}),
         None, ("GET", "myself"), JiraConfigError, ["'Extra' (extra)", "not valid JSON (line 1, column 25"],
     ),
+    "a port that is not a number": (
+        lambda emu: basic(emu, port="443x"), None, ("GET", "myself"), JiraConfigError, ["field 'port'", "'443x'", "AIRFLOW_CONN_JIRA_BAD", "leave it out"],
+    ),
     "a broker URL in clear text over the network": (
         lambda emu: json.dumps({**json.loads(emu.connection_json("oauth2", broker_url="http://10.0.0.5:8080/jira-auth"))}),
         None, "broker_url", JiraConfigError, ["'Token broker URL' (extra.broker_url)", "https://"],
