@@ -67,6 +67,20 @@ class _JiraSensor(JiraOperatorMixin, BaseSensorOperator):
     def trigger(self, *, timeout_at: float) -> BaseTrigger:
         raise NotImplementedError
 
+    def trigger_retry(self) -> dict[str, Any] | None:
+        """``jira_retry`` as the trigger takes it: a mapping travels to the triggerer; a
+        ``RetryPolicy`` object cannot (a trigger's arguments are stored as JSON), so the trigger
+        then retries as the connection says, and the log says so."""
+        if self.jira_retry is None or isinstance(self.jira_retry, dict):
+            return self.jira_retry
+        self.log.warning(
+            "jira_retry is a %s, which cannot be handed to the triggerer: while deferred, calls are retried "
+            "as the connection %r says. Give jira_retry as a mapping (e.g. {'retry_attempts': 3}) to apply it there too",
+            type(self.jira_retry).__name__,
+            self.jira_conn_id,
+        )
+        return None
+
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         from airflow_provider_jira_auth._compat import resume_sensor
 
@@ -155,6 +169,7 @@ class JiraJqlSensor(_JiraSensor):
             expect_none=self.expect_none,
             poke_interval=self.poke_interval,
             timeout_at=timeout_at,
+            jira_retry=self.trigger_retry(),
         )
 
 
@@ -250,4 +265,5 @@ class JiraIssueSensor(_JiraSensor):
             criteria=self.criteria().serialize(),
             poke_interval=self.poke_interval,
             timeout_at=timeout_at,
+            jira_retry=self.trigger_retry(),
         )

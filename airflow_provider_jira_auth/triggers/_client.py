@@ -9,7 +9,7 @@ scope check fails is closed before the error propagates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_jira_auth._compat import aget_connection
@@ -18,11 +18,17 @@ if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.async_http import AsyncJiraClient
 
 
-def build_async_client(conn_id: str, conn: Any) -> AsyncJiraClient:
-    """In a worker thread: an async client with the hook's auth and retry policy for this connection."""
+def build_async_client(conn_id: str, conn: Any, jira_retry: Mapping[str, Any] | None = None) -> AsyncJiraClient:
+    """In a worker thread: an async client with the hook's auth and retry policy for this connection.
+
+    :param jira_retry: the deferring operator's ``jira_retry`` mapping, laid over the connection's
+        retry extras as in the task.
+    """
     from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
-    return JiraCloudHook.from_connection(conn_id, conn).get_async_conn()
+    hook = JiraCloudHook.from_connection(conn_id, conn, retry_policy=dict(jira_retry) if jira_retry else None)
+    hook.retry_argument = "jira_retry"
+    return hook.get_async_conn()
 
 
 def check_scopes(client: AsyncJiraClient, conn_id: str, operations: Sequence[str], what: str) -> None:
@@ -32,10 +38,12 @@ def check_scopes(client: AsyncJiraClient, conn_id: str, operations: Sequence[str
     check_granted(scopes_for(*operations), granted_by(client.auth), conn_id=conn_id, what=what)
 
 
-async def open_async_client(conn_id: str, operations: Sequence[str], what: str) -> AsyncJiraClient:
+async def open_async_client(
+    conn_id: str, operations: Sequence[str], what: str, jira_retry: Mapping[str, Any] | None = None
+) -> AsyncJiraClient:
     """The connection's async client, its scopes checked for ``operations``; ``what`` names the caller in errors."""
     conn = await aget_connection(conn_id)
-    client = await asyncio.to_thread(build_async_client, conn_id, conn)
+    client = await asyncio.to_thread(build_async_client, conn_id, conn, jira_retry)
     try:
         await asyncio.to_thread(check_scopes, client, conn_id, operations, what)
     except BaseException:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -50,15 +50,24 @@ class _JiraPollingTrigger(BaseTrigger):
     jira_operations: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, *, jira_conn_id: str = DEFAULT_CONN_ID, poke_interval: float = 60.0, timeout_at: float | None = None
+        self,
+        *,
+        jira_conn_id: str = DEFAULT_CONN_ID,
+        poke_interval: float = 60.0,
+        timeout_at: float | None = None,
+        jira_retry: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.jira_conn_id = jira_conn_id
         self.poke_interval = float(poke_interval)
         self.timeout_at = None if timeout_at is None else float(timeout_at)
+        self.jira_retry = dict(jira_retry) if jira_retry else None
 
     def _common_kwargs(self) -> dict[str, Any]:
-        return {"jira_conn_id": self.jira_conn_id, "poke_interval": self.poke_interval, "timeout_at": self.timeout_at}
+        kwargs = {"jira_conn_id": self.jira_conn_id, "poke_interval": self.poke_interval, "timeout_at": self.timeout_at}
+        if self.jira_retry:  # absent otherwise: what earlier releases stored still deserializes alike
+            kwargs["jira_retry"] = self.jira_retry
+        return kwargs
 
     async def check(self, client: AsyncJiraClient) -> tuple[bool, Any]:
         """Whether the wait is over, and the XCom value to hand the task."""
@@ -70,7 +79,9 @@ class _JiraPollingTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client: AsyncJiraClient | None = None
         try:
-            client = await open_async_client(self.jira_conn_id, self.jira_operations, type(self).__name__)
+            client = await open_async_client(
+                self.jira_conn_id, self.jira_operations, type(self).__name__, self.jira_retry
+            )
             while True:
                 done, xcom = await self.check(client)
                 if done:
@@ -102,6 +113,7 @@ class JiraJqlTrigger(_JiraPollingTrigger):
     :param expect_none: fire when no issue matches instead.
     :param poke_interval: seconds between looks.
     :param timeout_at: when to give up (epoch seconds); ``None``: never.
+    :param jira_retry: the deferring sensor's ``jira_retry`` mapping (over the connection's retry extras).
     """
 
     jira_operations = ("search_issues",)
@@ -115,8 +127,11 @@ class JiraJqlTrigger(_JiraPollingTrigger):
         jira_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: float = 60.0,
         timeout_at: float | None = None,
+        jira_retry: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(jira_conn_id=jira_conn_id, poke_interval=poke_interval, timeout_at=timeout_at)
+        super().__init__(
+            jira_conn_id=jira_conn_id, poke_interval=poke_interval, timeout_at=timeout_at, jira_retry=jira_retry
+        )
         self.jql = jql
         self.min_count = int(min_count)
         self.expect_none = bool(expect_none)
@@ -147,6 +162,7 @@ class JiraIssueTrigger(_JiraPollingTrigger):
     :param criteria: ``IssueCriteria.serialize()``: plain data, a condition as its dotted path.
     :param poke_interval: seconds between looks.
     :param timeout_at: when to give up (epoch seconds); ``None``: never.
+    :param jira_retry: the deferring sensor's ``jira_retry`` mapping (over the connection's retry extras).
     """
 
     jira_operations = ("get_issue",)
@@ -159,8 +175,11 @@ class JiraIssueTrigger(_JiraPollingTrigger):
         jira_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: float = 60.0,
         timeout_at: float | None = None,
+        jira_retry: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(jira_conn_id=jira_conn_id, poke_interval=poke_interval, timeout_at=timeout_at)
+        super().__init__(
+            jira_conn_id=jira_conn_id, poke_interval=poke_interval, timeout_at=timeout_at, jira_retry=jira_retry
+        )
         from airflow_provider_jira_auth.criteria import IssueCriteria
 
         self.issue_key = issue_key

@@ -27,7 +27,8 @@ def _first_event(trigger) -> dict[str, Any]:
     "trigger",
     [
         JiraJqlTrigger(
-            jql="project = ENG", min_count=3, expect_none=False, jira_conn_id="c", poke_interval=30, timeout_at=1.5e9
+            jql="project = ENG", min_count=3, expect_none=False, jira_conn_id="c", poke_interval=30, timeout_at=1.5e9,
+            jira_retry={"retry_attempts": 2, "retry_delay": 0.5},
         ),
         JiraIssueTrigger(
             issue_key="ENG-1",
@@ -217,3 +218,45 @@ def test_in_a_triggerer_process_basic_auth_needs_no_broker(jira_emulator, monkey
 
     assert event["status"] == "success"
     assert jira_emulator.stats.token_refreshes == 0
+
+
+def test_a_deferred_sensor_hands_its_jira_retry_to_the_trigger(jira_emulator, monkeypatch, context) -> None:
+    """The triggerer retries as the task would: the sensor's jira_retry over the connection's extras."""
+    from airflow_provider_jira_auth._compat import import_string
+    from airflow_provider_jira_auth.sensors.jira_cloud import JiraJqlSensor
+
+    jira = connect(jira_emulator, "basic", monkeypatch, retry_attempts=6, retry_delay=0.01, retry_max_delay=0.02)
+    jira_emulator.seed_issue("ENG", summary="waited for")
+    sensor = JiraJqlSensor(
+        task_id="wait", jira_conn_id=jira.conn_id, jql="project = ENG", jira_retry={"retry_attempts": 1}, deferrable=True
+    )
+    classpath, kwargs = sensor.trigger(timeout_at=time.time() + 60).serialize()
+    trigger = import_string(classpath)(**json.loads(json.dumps(kwargs)))  # as the triggerer stores it
+    jira_emulator.fail_next("POST", r"/search/jql$", status=503, times=1)
+
+    event = _first_event(trigger)
+
+    assert event["status"] == "error" and event["error_type"] == "JiraServerError", event
+    assert sum(1 for r in jira_emulator.requests if r.path.endswith("/search/jql")) == 1  # one attempt, not six
+
+    # Without one, the connection's six attempts ride out the same outage.
+    plain = JiraJqlSensor(task_id="plain", jira_conn_id=jira.conn_id, jql="project = ENG", deferrable=True)
+    assert "jira_retry" not in plain.trigger(timeout_at=time.time() + 60).serialize()[1]
+    jira_emulator.fail_next("POST", r"/search/jql$", status=503, times=1)
+    assert _first_event(plain.trigger(timeout_at=time.time() + 60))["status"] == "success"
+
+
+def test_a_retry_policy_object_stays_with_the_task_and_the_log_says_so(jira_emulator, monkeypatch, capsys) -> None:
+    from airflow_provider_jira_auth.client.retry import RetryPolicy
+    from airflow_provider_jira_auth.sensors.jira_cloud import JiraIssueSensor
+
+    jira = connect(jira_emulator, "basic", monkeypatch)
+    sensor = JiraIssueSensor(
+        task_id="wait", jira_conn_id=jira.conn_id, issue_key="ENG-1", status="Done",
+        jira_retry=RetryPolicy(max_attempts=2), deferrable=True,
+    )
+    kwargs = sensor.trigger(timeout_at=time.time() + 60).serialize()[1]
+
+    assert "jira_retry" not in kwargs
+    json.dumps(kwargs)
+    assert "cannot be handed to the triggerer" in capsys.readouterr().out  # Airflow logs to stdout
