@@ -74,6 +74,7 @@ OPERATIONS: Mapping[str, ScopedOperation] = {
         _operation("get_transitions", ("GET", f"{_ISSUE}/transitions"), scopes={READ_WORK}),
         _operation("transition_issue", ("POST", f"{_ISSUE}/transitions"), scopes={WRITE_WORK}),
         _operation("add_comment", ("POST", f"{_ISSUE}/comment"), scopes={WRITE_WORK}),
+        _operation("comments_by_id", ("POST", f"{REST_ROOT}/comment/list"), scopes={READ_WORK}),
         _operation("issue_changelog", ("GET", f"{_ISSUE}/changelog"), scopes={READ_WORK}),
         _operation("bulk_changelogs", ("POST", f"{REST_ROOT}/changelog/bulkfetch"), scopes={READ_WORK}),
         _operation("issue_comments", ("GET", f"{_ISSUE}/comment"), scopes={READ_WORK}),

@@ -3,7 +3,7 @@
 The asset ``jira_eng_done`` is watched by :class:`JiraIssuesChangedTrigger`: the triggerer polls
 the JQL every minute, and every batch of issues created or moved into Done becomes one asset
 event, which schedules one run. The run reads the issues from its triggering asset events and
-comments on each.
+comments on each, once: the comments carry an idempotency key, so a task retry adds none twice.
 
 Needs a running triggerer (``airflow triggerer``). ``airflow dags test`` (``make demo``) runs
 it by hand, without an event: it then finds no change and does nothing.
@@ -53,15 +53,21 @@ def jira_issue_events():
             print(f"{issue['key']} is {issue['status']} (updated {issue['updated']})")
         return list(changes.values())
 
-    @task
-    def acknowledge(changes: list[dict]) -> int:
+    @task(retries=2)
+    def acknowledge(changes: list[dict], run_id=None) -> int:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
         if not changes:
             return 0
         client = JiraCloudHook(jira_conn_id="jira_cloud_default").get_conn()
         for issue in changes:
-            client.add_comment(issue["key"], f"Airflow saw this issue reach {issue['status']}.")
+            # One comment per issue and change, whatever the retries: a retry finds the comments
+            # its earlier try added (marked with this key) and adds only the missing ones.
+            client.add_comment(
+                issue["key"],
+                f"Airflow saw this issue reach {issue['status']}.",
+                idempotency_key=f"{run_id}/{issue['id']}/{issue['updated']}",
+            )
         return len(changes)
 
     acknowledge(changed_issues())

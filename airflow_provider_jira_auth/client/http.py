@@ -48,6 +48,10 @@ from airflow_provider_jira_auth.client.urls import REST_API_PATH, normalize_base
 log = logging.getLogger(__name__)
 
 
+#: Comment ids per ``POST comment/list`` (Jira's limit).
+COMMENT_LIST_CHUNK = 1000
+
+
 def _package_version() -> str:
     try:
         return version("airflow-provider-jira-auth")
@@ -516,9 +520,32 @@ class JiraClient:
 
         return issue_comments(self, key, page_size=page_size)
 
-    def add_comment(self, key: str, body: str | dict[str, Any]) -> dict[str, Any]:
-        """Comment on an issue; plain text is converted to ADF."""
+    def add_comment(
+        self, key: str, body: str | dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Comment on an issue; plain text is converted to ADF.
+
+        :param idempotency_key: add at most one comment for this key to this issue, also when an
+            answer is lost or the task is retried: the comment carries it as an entity property,
+            and the issue's newest comments are looked at before anything is sent (again). See
+            ``client/idempotency.py``.
+        """
+        if idempotency_key is not None:
+            from airflow_provider_jira_auth.client.idempotency import add_comment_once
+
+            return add_comment_once(self, key, ensure_adf(body), idempotency_key)
         return self.request("POST", f"issue/{_segment(key)}/comment", json={"body": ensure_adf(body)})
+
+    def comments_by_id(self, ids: Iterable[int | str], *, expand: str | Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Comments by id, 1000 a call (``POST comment/list``); ``expand="properties"`` adds each
+        comment's entity properties. Ids Jira does not show are left out."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        params = {"expand": ",".join(_comma_list(expand))} if expand else None
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), COMMENT_LIST_CHUNK):
+            page = self.request("POST", "comment/list", params=params, json={"ids": wanted[start : start + COMMENT_LIST_CHUNK]})
+            found.extend(page.get("values") or ())
+        return found
 
     # -- identity ---------------------------------------------------------------------------
 

@@ -6,7 +6,14 @@ never resends blindly (client/retry.py). With an idempotency key, each issue car
 label derived from it (``airflow-once-<hash>``); before a create is sent again, and before a task
 retry creates anything, the issues already holding their marker are looked up and reused.
 
-The guarantee has one limit: Jira's search is eventually consistent. An issue created moments
+Comments work the same way with an entity property instead of a label (``airflow.once``, set
+when the comment is created): :func:`add_comment_once` reads the issue's newest comments
+(``GET issue/{key}/comment``, then their properties with ``POST comment/list``) before it posts,
+and again after a lost answer. Those reads are not a search: they see a comment at once. They
+look at the newest :data:`COMMENT_LOOKUP` comments: a retry that comes after that many newer
+comments may add its comment again.
+
+The guarantee for issues has one limit: Jira's search is eventually consistent. An issue created moments
 ago may not be found yet, so a lookup after a lost answer waits for the index to catch up
 (``SETTLE_WAITS``, about 7 s in all) before concluding that nothing was created. An index that
 lags longer than that can still let a duplicate through.
@@ -19,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from airflow_provider_jira_auth.client.bulk import (
     BULK_CREATE_CHUNK,
@@ -36,7 +44,9 @@ log = logging.getLogger(__name__)
 class JiraClient(Protocol):
     """What this module needs of ``client.http.JiraClient`` (which calls into this module)."""
 
-    def request(self, method: str, path: str, *, json: Any = None) -> Any: ...
+    def request(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any: ...
+
+    def comments_by_id(self, ids: Iterable[int | str], *, expand: str | Iterable[str] = ()) -> list[dict[str, Any]]: ...
 
     def search_issues(self, jql: str, *, fields: Iterable[str] | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]: ...
 
@@ -49,6 +59,12 @@ SETTLE_WAITS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 MAX_SENDS = 4
 # Labels per lookup: a JQL `labels in (...)` list stays well under URL and JQL limits.
 _LOOKUP_BATCH = 50
+
+
+#: The entity property that marks a comment added under an idempotency key.
+COMMENT_PROPERTY = "airflow.once"
+#: How many of an issue's newest comments a lookup reads (100 a page).
+COMMENT_LOOKUP = 500
 
 
 def marker_label(idempotency_key: str) -> str:
@@ -195,3 +211,45 @@ def _create_chunk_once(
             error_item(indexes[e.index], e.status, e.error_messages, e.errors) for e in part.errors
         )
         return
+
+
+def find_marked_comment(client: JiraClient, issue_key: str, marker: str) -> dict[str, Any] | None:
+    """The comment of ``issue_key`` whose ``airflow.once`` property holds ``marker``, among the newest
+    :data:`COMMENT_LOOKUP`; None if there is none."""
+    path = f"issue/{quote(issue_key, safe='')}/comment"
+    for start in range(0, COMMENT_LOOKUP, 100):
+        page = client.request("GET", path, params={"orderBy": "-created", "startAt": start, "maxResults": 100})
+        comments = page.get("comments") or []
+        for comment in client.comments_by_id([c["id"] for c in comments], expand="properties") if comments else ():
+            for prop in comment.get("properties") or ():
+                value = prop.get("value")
+                if prop.get("key") == COMMENT_PROPERTY and isinstance(value, dict) and value.get("marker") == marker:
+                    return comment
+        if not comments or start + len(comments) >= int(page.get("total") or 0):
+            return None
+    return None
+
+
+def add_comment_once(client: JiraClient, issue_key: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    """``POST issue/{key}/comment`` at most once for ``idempotency_key``; returns the comment."""
+    marker = marker_label(idempotency_key)
+    existing = find_marked_comment(client, issue_key, marker)
+    if existing is not None:
+        log.info("Comment %s on %s already holds idempotency marker %s: not adding it again", existing.get("id"), issue_key, marker)
+        return existing
+    payload = {"body": body, "properties": [{"key": COMMENT_PROPERTY, "value": {"marker": marker}}]}
+    path = f"issue/{quote(issue_key, safe='')}/comment"
+    for send in range(1, MAX_SENDS + 1):
+        try:
+            return client.request("POST", path, json=payload)
+        except JiraError as exc:
+            if not _unsure(exc):
+                raise
+            found = find_marked_comment(client, issue_key, marker)
+            if found is not None:
+                log.info("The answer to commenting on %s was lost (%s); Jira had added comment %s", issue_key, exc, found.get("id"))
+                return found
+            if send == MAX_SENDS:
+                raise
+            log.warning("Commenting on %s got no answer (%s) and it holds no comment with marker %s: sending again", issue_key, exc, marker)
+    raise AssertionError("unreachable")

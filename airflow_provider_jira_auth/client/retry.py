@@ -37,7 +37,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 #: POST endpoints (relative to ``/rest/api/3``) that only read: safe to repeat like a GET.
 READ_ONLY_POSTS = frozenset(
-    {"search/jql", "search/approximate-count", "issue/bulkfetch", "changelog/bulkfetch", "jql/parse", "jql/match"}
+    {"search/jql", "search/approximate-count", "issue/bulkfetch", "changelog/bulkfetch", "comment/list", "jql/parse", "jql/match"}
 )
 
 #: Statuses that may carry ``Retry-After``.

@@ -279,6 +279,15 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
 # -- create / update / comment ----------------------------------------------------------------------
 
 
+def once_key(context: Context, idempotency_key: str | None) -> str:
+    """The idempotency key of a task's write: the one given, else ``<dag_id>/<task_id>/<run_id>/<map_index>``
+    (the same for every try of one task instance of one DAG run)."""
+    if idempotency_key:
+        return str(idempotency_key)
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
+
+
 class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
     """Create one issue, or many in bulk (50 per request).
 
@@ -382,12 +391,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         return self.jira_client(scopes=scopes_for("search_issues") if self.create_once else ())
 
     def _once_key(self, context: Context) -> str | None:
-        if not self.create_once:
-            return None
-        if self.idempotency_key:
-            return str(self.idempotency_key)
-        ti = context["ti"]
-        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
+        return once_key(context, self.idempotency_key) if self.create_once else None
 
     def _defaults(self) -> dict[str, Any]:
         defaults: dict[str, Any] = {"issuetype": {"name": self.issue_type}}
@@ -511,24 +515,45 @@ class JiraCommentOperator(JiraOperatorMixin, BaseOperator):
 
     Blank lines separate paragraphs. Returns the new comment's id.
 
+    With ``comment_once=True`` the comment is added at most once for this task of this DAG run:
+    it carries a marker (an entity property), a lost answer is checked against the issue before
+    anything is sent again, and a task retry finds the comment its earlier try added (see
+    ``client/idempotency.py``). Without it, a lost answer fails the task and a retry may comment twice.
+
     :param issue_key: the issue (templated).
     :param body: plain text or an ADF document (templated).
+    :param comment_once: add the comment at most once per DAG run, across lost answers and task retries.
+    :param idempotency_key: with ``comment_once``, what identifies "the same comment" (templated);
+        default ``<dag_id>/<task_id>/<run_id>/<map_index>``.
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
-    template_fields: Sequence[str] = ("issue_key", "body")
+    template_fields: Sequence[str] = ("issue_key", "body", "idempotency_key")
     jira_operations = ("add_comment",)
 
     def __init__(
-        self, *, issue_key: str, body: str | dict[str, Any], jira_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any
+        self,
+        *,
+        issue_key: str,
+        body: str | dict[str, Any],
+        comment_once: bool = False,
+        idempotency_key: str | None = None,
+        jira_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.issue_key = issue_key
         self.body = body
+        self.comment_once = comment_once or idempotency_key is not None
+        self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
 
     def execute(self, context: Context) -> str:
-        comment = self.jira_client().add_comment(self.issue_key, self.body)
+        if self.comment_once:  # it reads the issue's comments first: that needs read:jira-work too
+            client = self.jira_client(operations=("add_comment", "issue_comments", "comments_by_id"))
+            comment = client.add_comment(self.issue_key, self.body, idempotency_key=once_key(context, self.idempotency_key))
+        else:
+            comment = self.jira_client().add_comment(self.issue_key, self.body)
         self.log.info("Commented on %s (comment %s)", self.issue_key, comment.get("id"))
         return str(comment.get("id"))
 

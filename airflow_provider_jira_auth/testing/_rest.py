@@ -43,6 +43,8 @@ _BULK_CHANGELOG_KEYS = frozenset({"issueIdsOrKeys", "fieldIds", "maxResults", "n
 #: Jira's changelog/bulkfetch: at most 1000 issues a request, 10000 entries a page (default 1000).
 BULK_CHANGELOG_ISSUES = 1000
 BULK_FETCH_ISSUES = 100
+COMMENT_LIST_LIMIT = 1000
+COMMENT_ORDERS = ("created", "-created", "+created")
 BULK_CHANGELOG_MAX_PAGE = 10000
 
 
@@ -162,6 +164,7 @@ class JiraRestApi:
             ("GET", ISSUE + "/changelog"): self.get_changelog,
             ("POST", "/rest/api/3/changelog/bulkfetch"): self.bulk_changelog,
             ("POST", ISSUE + "/comment"): self.add_comment,
+            ("POST", "/rest/api/3/comment/list"): self.comments_by_id,
             ("GET", "/rest/api/3/project/{projectIdOrKey}"): self.get_project,
         }
         assert handlers.keys() == CLASSIC_SCOPES.keys(), "every route needs its scopes, and every scope a route"
@@ -413,7 +416,26 @@ class JiraRestApi:
         start = _int_param(request.q("startAt"), "startAt", 0)
         # Jira Cloud answers at most 100 comments a page, whatever maxResults asks for.
         limit = max(1, min(_int_param(request.q("maxResults"), "maxResults", COMMENT_PAGE_LIMIT), COMMENT_PAGE_LIMIT))
-        return json_response(200, caller.site.comment_page(issue, caller.base, start, limit))
+        order = request.q("orderBy") or "created"
+        if order not in COMMENT_ORDERS:
+            return jira_error(400, [f"The orderBy value '{order}' is not valid; use one of {', '.join(COMMENT_ORDERS)}."])
+        return json_response(
+            200, caller.site.comment_page(issue, caller.base, start, limit, newest_first=order == "-created")
+        )
+
+    def comments_by_id(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
+        """``POST comment/list``: ``{"ids": [...]}`` (at most 1000), ``expand=properties`` adds each
+        comment's entity properties; one page holds them all, as Jira answers for 1000 ids."""
+        ids = _json_object(request).get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            return jira_error(400, errors={"ids": "The list of comment IDs must be a list of numbers."})
+        if len(ids) > COMMENT_LIST_LIMIT:
+            return jira_error(400, [f"A maximum of {COMMENT_LIST_LIMIT} IDs can be specified."])
+        expand = {part.strip() for part in (request.q("expand") or "").split(",") if part.strip()}
+        values = caller.site.comments_by_id(ids, caller.base, properties="properties" in expand)
+        return json_response(
+            200, {"isLast": True, "maxResults": COMMENT_LIST_LIMIT, "startAt": 0, "total": len(values), "values": values}
+        )
 
     def get_changelog(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         issue = _issue_or_404(caller, params)
@@ -455,5 +477,11 @@ class JiraRestApi:
         problem = "Comment body can not be empty!" if body is None else adf_problem(body)
         if problem:
             return jira_error(400, errors={"comment": problem})
-        comment = caller.site.add_comment(issue, body, caller.user)
+        properties = _json_object(request).get("properties")
+        if properties is not None and (
+            not isinstance(properties, list)
+            or not all(isinstance(p, dict) and isinstance(p.get("key"), str) and 0 < len(p["key"]) <= 255 and "value" in p for p in properties)
+        ):
+            return jira_error(400, errors={"properties": "Each property needs a key (1 to 255 characters) and a value."})
+        comment = caller.site.add_comment(issue, body, caller.user, properties=properties)
         return json_response(201, caller.site.comment_json(issue, comment, caller.base))

@@ -25,6 +25,7 @@ CLASSIC_SCOPES: dict[tuple[str, str], list[str]] = {
     ("POST", ISSUE + "/transitions"): ["write:jira-work"],
     ("GET", ISSUE + "/comment"): ["read:jira-work"],
     ("POST", ISSUE + "/comment"): ["write:jira-work"],
+    ("POST", "/rest/api/3/comment/list"): ["read:jira-work"],
     ("GET", ISSUE + "/changelog"): ["read:jira-work"],
     ("POST", "/rest/api/3/changelog/bulkfetch"): ["read:jira-work"],
     ("GET", "/rest/api/3/project/{projectIdOrKey}"): ["read:jira-work"],

@@ -231,6 +231,9 @@ class JiraSite:
         self._next_issue_id = 10001
         self._next_project_id = 10000
         self._next_comment_id = 10000
+        # comment id -> (its issue, its entity properties): comments are found by id alone
+        # (POST comment/list), and their properties are shown only when asked for.
+        self._comments: dict[str, tuple[Issue, list[dict[str, Any]]]] = {}
         self._next_history_id = 10000
         # How many comments an issue's "comment" field embeds (tests may lower or raise it).
         self.embedded_comment_limit = EMBEDDED_COMMENT_LIMIT
@@ -718,7 +721,15 @@ class JiraSite:
         end = offset + len(page)
         return groups, (end if end < len(every) else None)
 
-    def add_comment(self, issue: Issue, body: Any, author: User | None, *, reindex: bool = True) -> dict[str, Any]:
+    def add_comment(
+        self,
+        issue: Issue,
+        body: Any,
+        author: User | None,
+        *,
+        reindex: bool = True,
+        properties: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         stamp = jira_time(self._clock())
         comment = {
             "id": str(self._next_comment_id),
@@ -730,15 +741,35 @@ class JiraSite:
         }
         self._next_comment_id += 1
         issue.comments.append(comment)
+        self._comments[comment["id"]] = (issue, [dict(p) for p in properties or ()])
         if reindex:
             self._touch(issue)
         return comment
 
-    def comment_json(self, issue: Issue, comment: dict[str, Any], base: str) -> dict[str, Any]:
-        return {"self": f"{base}/rest/api/3/issue/{issue.id}/comment/{comment['id']}", **comment}
+    def comment_json(self, issue: Issue, comment: dict[str, Any], base: str, *, properties: bool = False) -> dict[str, Any]:
+        shown = {"self": f"{base}/rest/api/3/issue/{issue.id}/comment/{comment['id']}", **comment}
+        if properties:
+            shown["properties"] = [dict(p) for p in self._comments.get(comment["id"], (issue, []))[1]]
+        return shown
 
-    def comment_page(self, issue: Issue, base: str, start: int, limit: int) -> dict[str, Any]:
-        page = issue.comments[start : start + limit]
+    def comments_by_id(self, ids: list[int], base: str, *, properties: bool) -> list[dict[str, Any]]:
+        """``POST comment/list``: the comments with these ids, in id order; unknown ids are left out."""
+        found = []
+        for comment_id in sorted(set(ids)):
+            held = self._comments.get(str(comment_id))
+            if held is None:
+                continue
+            issue = held[0]
+            comment = next((c for c in issue.comments if c["id"] == str(comment_id)), None)
+            if comment is not None:
+                found.append(self.comment_json(issue, comment, base, properties=properties))
+        return found
+
+    def comment_page(
+        self, issue: Issue, base: str, start: int, limit: int, *, newest_first: bool = False
+    ) -> dict[str, Any]:
+        ordered = issue.comments[::-1] if newest_first else issue.comments
+        page = ordered[start : start + limit]
         return {
             "comments": [self.comment_json(issue, c, base) for c in page],
             "self": f"{base}/rest/api/3/issue/{issue.id}/comment",

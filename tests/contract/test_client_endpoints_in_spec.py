@@ -50,6 +50,9 @@ EXERCISES: dict[str, Callable[[JiraClient], Any]] = {
     "get_transitions": lambda client: client.get_transitions(KEY),
     "transition_issue": _transition,
     "add_comment": lambda client: client.add_comment(KEY, "a comment"),
+    "comments_by_id": lambda client: client.comments_by_id(
+        [c["id"] for c in client.issue_comments(KEY)] or [10000], expand="properties"
+    ),
     "issue_changelog": lambda client: list(client.issue_changelog(KEY, page_size=2)),
     "bulk_changelogs": lambda client: client.bulk_changelogs([KEY, "ENG-2"]),
     "issue_comments": lambda client: list(client.issue_comments(KEY, page_size=2)),

@@ -177,3 +177,24 @@ def test_sensors_and_notifier_under_dag_test(jira_emulator, monkeypatch) -> None
         and "simulated failure" in description
     )
     assert "Try: 3" in str(comments[-1]["body"])
+
+
+def test_the_event_example_acknowledges_each_change_once_across_task_retries(jira_emulator, monkeypatch) -> None:
+    emu = jira_emulator
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_CLOUD_DEFAULT", emu.connection_json("basic"))
+    emu.seed_issues(project="ENG", count=2, statuses=["Done"])
+    changes = [
+        {"id": issue["id"], "key": issue["key"], "status": "Done", "updated": issue["fields"]["updated"]}
+        for issue in (emu.get_issue(key) for key in emu.issue_keys())
+    ]
+    acknowledge = _load(EXAMPLES / "jira_issue_events.py", "jira_issue_events").get_task("acknowledge").python_callable
+    # The first try comments on ENG-1, then Jira refuses every send to ENG-2 and the try fails.
+    emu.fail_next("POST", r"/issue/ENG-2/comment$", status=503, times=4)
+
+    with pytest.raises(Exception, match="503"):
+        acknowledge(changes, run_id="asset_triggered__1")
+    assert acknowledge(changes, run_id="asset_triggered__1") == 2  # the retry
+
+    for change in changes:
+        comments = emu.get_issue(change["key"])["fields"]["comment"]["comments"]
+        assert [c["body"]["content"][0]["content"][0]["text"] for c in comments] == ["Airflow saw this issue reach Done."]
