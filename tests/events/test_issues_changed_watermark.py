@@ -447,3 +447,35 @@ def test_without_a_state_store_the_trigger_runs_standalone_with_the_watermark_in
         await stream.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_connection_not_defined_yet_is_waited_for_like_an_outage(emu: JiraCloudEmulator, monkeypatch) -> None:
+    defined = emu.connection_json("basic", retry_attempts=2, retry_delay=0.01, retry_max_delay=0.05)
+    monkeypatch.delenv(f"AIRFLOW_CONN_{CONN_ID.upper()}")
+
+    async def scenario() -> None:
+        stream = Pump(IssuesChangedPoller(_config(), None).batches())
+        await _no_batch(stream, 0.5)  # no connection: paused, not failed
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", defined)
+        emu.set_status("ENG-1", "Done")
+        payload, _ = await _next_batch(stream, timeout=15)
+        assert payload["keys"] == ["ENG-1"]
+        await stream.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_an_error_that_is_no_outage_surfaces_instead_of_being_retried_forever(emu: JiraCloudEmulator, monkeypatch) -> None:
+    from tests.events.sealed_store import SealedVaultError
+
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        emu.connection_json("oauth2", grant_store="tests.events.sealed_store.SealedVaultStore"),
+    )
+
+    async def scenario() -> None:
+        stream = IssuesChangedPoller(_config(), None).batches()
+        with pytest.raises(SealedVaultError, match="sealed"):
+            await asyncio.wait_for(anext(stream), 10)
+
+    asyncio.run(scenario())
