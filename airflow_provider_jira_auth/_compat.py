@@ -201,8 +201,13 @@ def _refuse_a_bad_port(conn_id: str, conn_json: str) -> None:
     except ValueError:
         return
     port = fields.get("port") if isinstance(fields, dict) else None
-    if port in (None, "") or (isinstance(port, (int, str)) and str(port).strip().isdigit()):
+    if port in (None, ""):
         return
+    try:
+        int(port)  # as Airflow reads it
+        return
+    except (TypeError, ValueError):
+        pass
     from airflow_provider_jira_auth.client.errors import JiraConfigError
 
     raise JiraConfigError(

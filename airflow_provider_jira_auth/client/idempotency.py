@@ -9,9 +9,10 @@ retry creates anything, the issues already holding their marker are looked up an
 Comments work the same way with an entity property instead of a label (``airflow.once``, set
 when the comment is created): :func:`add_comment_once` reads the issue's newest comments
 (``GET issue/{key}/comment``, then their properties with ``POST comment/list``) before it posts,
-and again after a lost answer. Those reads are not a search: they see a comment at once. They
-look at the newest :data:`COMMENT_LOOKUP` comments: a retry that comes after that many newer
-comments may add its comment again.
+and again after a lost answer, looking again over ``SETTLE_WAITS`` (Jira may still be saving a
+send whose answer a gateway cut short). Those reads are not a search: no index lags behind them.
+They look at the newest :data:`COMMENT_LOOKUP` comments: a retry that comes after that many
+newer comments may add its comment again.
 
 The guarantee for issues has one limit: Jira's search is eventually consistent. An issue created moments
 ago may not be found yet, so a lookup after a lost answer waits for the index to catch up
@@ -215,9 +216,11 @@ def _create_chunk_once(
 
 def find_marked_comment(client: JiraClient, issue_key: str, marker: str) -> dict[str, Any] | None:
     """The comment of ``issue_key`` whose ``airflow.once`` property holds ``marker``, among the newest
-    :data:`COMMENT_LOOKUP`; None if there is none."""
+    :data:`COMMENT_LOOKUP`; None if there is none. Pages advance by what Jira sent, which may be
+    fewer than asked for."""
     path = f"issue/{quote(issue_key, safe='')}/comment"
-    for start in range(0, COMMENT_LOOKUP, 100):
+    start = 0
+    while start < COMMENT_LOOKUP:
         page = client.request("GET", path, params={"orderBy": "-created", "startAt": start, "maxResults": 100})
         comments = page.get("comments") or []
         for comment in client.comments_by_id([c["id"] for c in comments], expand="properties") if comments else ():
@@ -225,12 +228,34 @@ def find_marked_comment(client: JiraClient, issue_key: str, marker: str) -> dict
                 value = prop.get("value")
                 if prop.get("key") == COMMENT_PROPERTY and isinstance(value, dict) and value.get("marker") == marker:
                     return comment
-        if not comments or start + len(comments) >= int(page.get("total") or 0):
+        start += len(comments)
+        if not comments or start >= int(page.get("total") or 0):
             return None
     return None
 
 
-def add_comment_once(client: JiraClient, issue_key: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+def _settled_comment_lookup(
+    client: JiraClient, issue_key: str, marker: str, sleep: Callable[[float], None]
+) -> dict[str, Any] | None:
+    """After a lost answer: look, and look again while Jira may still be saving the first send
+    (a gateway timeout can answer before Jira has finished)."""
+    found = find_marked_comment(client, issue_key, marker)
+    for wait in SETTLE_WAITS:
+        if found is not None:
+            break
+        sleep(wait)
+        found = find_marked_comment(client, issue_key, marker)
+    return found
+
+
+def add_comment_once(
+    client: JiraClient,
+    issue_key: str,
+    body: dict[str, Any],
+    idempotency_key: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
     """``POST issue/{key}/comment`` at most once for ``idempotency_key``; returns the comment."""
     marker = marker_label(idempotency_key)
     existing = find_marked_comment(client, issue_key, marker)
@@ -245,7 +270,7 @@ def add_comment_once(client: JiraClient, issue_key: str, body: dict[str, Any], i
         except JiraError as exc:
             if not _unsure(exc):
                 raise
-            found = find_marked_comment(client, issue_key, marker)
+            found = _settled_comment_lookup(client, issue_key, marker, sleep)
             if found is not None:
                 log.info("The answer to commenting on %s was lost (%s); Jira had added comment %s", issue_key, exc, found.get("id"))
                 return found

@@ -19,7 +19,6 @@ from ._runtime import jira_time
 from ._scopes import CLASSIC_SCOPES, ISSUE
 from ._site import (
     CHANGELOG_PAGE_LIMIT,
-    COMMENT_PAGE_LIMIT,
     SEARCH_CHANGELOG_LIMIT,
     FieldSelection,
     Issue,
@@ -415,7 +414,8 @@ class JiraRestApi:
         issue = _issue_or_404(caller, params)
         start = _int_param(request.q("startAt"), "startAt", 0)
         # Jira Cloud answers at most 100 comments a page, whatever maxResults asks for.
-        limit = max(1, min(_int_param(request.q("maxResults"), "maxResults", COMMENT_PAGE_LIMIT), COMMENT_PAGE_LIMIT))
+        cap = caller.site.comment_page_limit
+        limit = max(1, min(_int_param(request.q("maxResults"), "maxResults", cap), cap))
         order = request.q("orderBy") or "created"
         if order not in COMMENT_ORDERS:
             return jira_error(400, [f"The orderBy value '{order}' is not valid; use one of {', '.join(COMMENT_ORDERS)}."])
@@ -426,7 +426,11 @@ class JiraRestApi:
     def comments_by_id(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
         """``POST comment/list``: ``{"ids": [...]}`` (at most 1000), ``expand=properties`` adds each
         comment's entity properties; one page holds them all, as Jira answers for 1000 ids."""
-        ids = _json_object(request).get("ids")
+        body = _json_object(request)
+        unknown = sorted(set(body) - {"ids"})
+        if unknown:
+            return jira_error(400, [f'Unrecognized field "{unknown[0]}".'])
+        ids = body.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             return jira_error(400, errors={"ids": "The list of comment IDs must be a list of numbers."})
         if len(ids) > COMMENT_LIST_LIMIT:

@@ -237,6 +237,9 @@ class JiraSite:
         self._next_history_id = 10000
         # How many comments an issue's "comment" field embeds (tests may lower or raise it).
         self.embedded_comment_limit = EMBEDDED_COMMENT_LIMIT
+        #: most comments ``GET issue/{key}/comment`` answers a page (Jira Cloud: 100); lower it to
+        #: test a client that must follow the page sizes Jira actually sends
+        self.comment_page_limit = COMMENT_PAGE_LIMIT
         # status -> [(transition id, name, target status)]; a copy, so a test may change its site's
         self.workflow: dict[str, list[tuple[str, str, str]]] = {s: list(t) for s, t in TRANSITIONS.items()}
 
@@ -299,6 +302,8 @@ class JiraSite:
         del self.by_id[issue.id]
         self.ordered.remove(issue)
         self.bulkfetch_errors.pop(issue.id, None)
+        for comment in issue.comments:
+            self._comments.pop(comment["id"], None)
 
     def take_bulkfetch_error(self, issue: Issue) -> bool:
         """Whether this bulkfetch answer reports ``issue`` in ``issueErrors`` (one of its remaining times)."""

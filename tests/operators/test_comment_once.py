@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_jira_auth.client import idempotency
 from airflow_provider_jira_auth.client.errors import JiraError, JiraScopeError
 from airflow_provider_jira_auth.client.idempotency import COMMENT_PROPERTY, marker_label
 from airflow_provider_jira_auth.operators.jira_cloud import JiraCommentOperator
 from tests.operators.conftest import Jira
 
 KEY = "ENG-1"
+
+
+@pytest.fixture(autouse=True)
+def quick_settle(monkeypatch):
+    """The looks after a lost answer wait for Jira to finish saving (``SETTLE_WAITS``, about 7 s in
+    all); shortened here, the logic that uses them unchanged."""
+    monkeypatch.setattr(idempotency, "SETTLE_WAITS", (0.05, 0.1))
 COMMENTS = r"/rest/api/3/issue/ENG-1/comment$"
 
 
@@ -58,7 +66,8 @@ def test_without_a_key_a_lost_answer_is_raised_and_never_resent(jira: Jira) -> N
 def test_a_task_retry_finds_the_first_tries_comment_and_another_run_comments_anew(jira: Jira, context) -> None:
     op = JiraCommentOperator(task_id="ack", jira_conn_id=jira.conn_id, issue_key=KEY, body="ack", comment_once=True)
     first = op.execute(context)
-    jira.emu.add_comments(KEY, 150)  # newer comments push it off the first page of the lookup
+    jira.emu.add_comments(KEY, 150)  # newer comments push it far down the lookup's pages...
+    jira.emu.default_site.comment_page_limit = 30  # ...which hold fewer than asked for, as Jira may send
     context["ti"].try_number = 2
 
     assert op.execute(context) == first

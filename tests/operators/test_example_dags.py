@@ -180,6 +180,9 @@ def test_sensors_and_notifier_under_dag_test(jira_emulator, monkeypatch) -> None
 
 
 def test_the_event_example_acknowledges_each_change_once_across_task_retries(jira_emulator, monkeypatch) -> None:
+    from airflow_provider_jira_auth.client import idempotency
+
+    monkeypatch.setattr(idempotency, "SETTLE_WAITS", (0.05,))  # the looks after each lost answer
     emu = jira_emulator
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_CLOUD_DEFAULT", emu.connection_json("basic"))
     emu.seed_issues(project="ENG", count=2, statuses=["Done"])
