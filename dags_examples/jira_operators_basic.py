@@ -57,6 +57,8 @@ def jira_operators_basic():
         task_id="comment",
         issue_key=TICKET,
         body="Rows loaded: 42\n\nEverything looks fine.",
+        comment_once=True,  # a retry finds this comment instead of adding it again
+        retries=2,
     )
     start = JiraTransitionIssueOperator(task_id="start", issue_key=TICKET, transition="start progress")
     in_progress = JiraIssueSensor(

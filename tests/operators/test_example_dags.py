@@ -83,6 +83,12 @@ def test_the_basic_example_runs_the_whole_issue_lifecycle(jira_emulator, monkeyp
     assert ticket["status"]["name"] == "Done" and "reported" in ticket["labels"]
     assert len(ticket["comment"]["comments"]) == 1
     assert {r.auth for r in emu.requests if "/rest/api/3/" in r.path} == {"basic"}
+    # comment_once: the comment carries its marker, so a retry of the task would find it.
+    from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
+
+    comment_id = ticket["comment"]["comments"][0]["id"]
+    (shown,) = JiraCloudHook("jira_cloud_default").get_conn().comments_by_id([comment_id], expand="properties")
+    assert [p["key"] for p in shown["properties"]] == ["airflow.once"]
 
 
 def test_the_oauth_example_runs_with_a_3lo_connection(jira_emulator, monkeypatch) -> None:
