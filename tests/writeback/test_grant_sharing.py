@@ -10,7 +10,6 @@ must never share a state, whatever their configuration says.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
@@ -29,9 +28,8 @@ def server_context(monkeypatch):
 
 
 @pytest.fixture
-def short_lived(jira_emulator):
+def leeway_emu(jira_emulator):
     emu = jira_emulator
-    emu.oauth.access_token_ttl = 1.5
     emu.oauth.reuse_leeway = 0.5
     return emu
 
@@ -41,16 +39,16 @@ def call_myself(conn_id):
 
 
 def wait_past_leeway_and_expiry(emu):
-    """Wait until every access token issued so far has expired and every retired refresh token is
-    past its reuse leeway. Tokens issued from then on live two minutes: the call under test must
-    refresh once, and then not again because a loaded machine took seconds to use its token."""
-    time.sleep(2.2)
-    emu.oauth.access_token_ttl = 120
+    """Move the emulator's clock past every access token's expiry and every retired refresh token's
+    reuse leeway, without sleeping, so a slow machine cannot change what happens. This process still
+    holds the old access token as fresh: the next call sends it, Jira refuses it (401), and the
+    client refreshes once, with whichever refresh token its store says is live."""
+    emu.advance(max(emu.oauth.access_token_ttl, emu.oauth.reuse_leeway) + 60)
 
 
-def test_a_copy_under_another_id_refreshes_with_the_stored_connections_live_token(short_lived, monkeypatch):
-    emu = short_lived
-    put_connection("jira_home", emu.connection_json("oauth2"), refresh_margin=0.2)
+def test_a_copy_under_another_id_refreshes_with_the_stored_connections_live_token(leeway_emu, monkeypatch):
+    emu = leeway_emu
+    put_connection("jira_home", emu.connection_json("oauth2"))
     call_myself("jira_home")  # rotates: the seed is retired
     wait_past_leeway_and_expiry(emu)
     # What Airflow's Test button does: the stored connection, exported under a random id.
@@ -61,15 +59,15 @@ def test_a_copy_under_another_id_refreshes_with_the_stored_connections_live_toke
     assert emu.stats.family_revocations == 0
     assert emu.stats.token_refreshes == 2
     # Written back to the stored connection, which refreshes with it past the leeway.
-    time.sleep(2.2)
+    emu.advance(60)
     JiraCloudHook("jira_home").keep_alive(max_age_days=0)
     assert emu.stats.token_refreshes == 3 and emu.stats.family_revocations == 0
     assert call_myself("jira_home")["accountId"]
 
 
-def test_a_copy_of_a_consented_connection_made_before_it_rotated_shares_the_grant(short_lived):
-    emu = short_lived
-    put_connection("jira_first", emu.connection_json("oauth2"), refresh_margin=0.2)
+def test_a_copy_of_a_consented_connection_made_before_it_rotated_shares_the_grant(leeway_emu):
+    emu = leeway_emu
+    put_connection("jira_first", emu.connection_json("oauth2"))
     put_connection("jira_second", json.dumps({"conn_type": "jira_cloud", "host": emu.url, "extra": connection_extra("jira_first")}))
     call_myself("jira_first")
     wait_past_leeway_and_expiry(emu)
@@ -82,9 +80,9 @@ def test_a_copy_of_a_consented_connection_made_before_it_rotated_shares_the_gran
     assert first["grant_id"] == second["grant_id"]
 
 
-def test_a_copy_of_a_variable_store_connection_reads_the_grants_variable(short_lived, monkeypatch):
-    emu = short_lived
-    configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.2)
+def test_a_copy_of_a_variable_store_connection_reads_the_grants_variable(leeway_emu, monkeypatch):
+    emu = leeway_emu
+    configured = emu.connection_json("oauth2", grant_store="variable")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_VAR_HOME", configured)
     call_myself("jira_var_home")
     wait_past_leeway_and_expiry(emu)
@@ -103,7 +101,7 @@ def legacy_variable(emu, conn_id: str) -> tuple[str, dict]:
     rotated once, under the Variable named after ``conn_id``."""
     from airflow.models.variable import Variable
 
-    configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.2)
+    configured = emu.connection_json("oauth2", grant_store="variable")
     extra = json.loads(configured)["extra"]
     rotated = requests.post(
         f"{emu.auth_url}/oauth/token",
@@ -115,8 +113,8 @@ def legacy_variable(emu, conn_id: str) -> tuple[str, dict]:
     return configured, extra
 
 
-def test_a_variable_named_after_the_connection_is_taken_over_and_removed(short_lived, monkeypatch):
-    emu = short_lived
+def test_a_variable_named_after_the_connection_is_taken_over_and_removed(leeway_emu, monkeypatch):
+    emu = leeway_emu
     configured, extra = legacy_variable(emu, "jira_legacy")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_LEGACY", configured)
     wait_past_leeway_and_expiry(emu)
@@ -128,9 +126,9 @@ def test_a_variable_named_after_the_connection_is_taken_over_and_removed(short_l
     assert variable_value("jira_cloud_token__grant_" + grant_fingerprint(extra["client_id"], extra["refresh_token"]))
 
 
-def test_a_copy_takes_over_the_variable_named_after_the_original_and_removes_it(short_lived, monkeypatch):
+def test_a_copy_takes_over_the_variable_named_after_the_original_and_removes_it(leeway_emu, monkeypatch):
     """The legacy state may sit under another connection's id (the copy's own has none)."""
-    emu = short_lived
+    emu = leeway_emu
     configured, extra = legacy_variable(emu, "jira_original")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_ORIGINAL", configured)
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_DUPLICATE", configured)
@@ -143,8 +141,8 @@ def test_a_copy_takes_over_the_variable_named_after_the_original_and_removes_it(
     assert variable_value("jira_cloud_token__grant_" + grant_fingerprint(extra["client_id"], extra["refresh_token"]))
 
 
-def test_a_token_file_shared_by_two_grants_is_refused_instead_of_lending_an_identity(short_lived, monkeypatch, tmp_path):
-    emu = short_lived
+def test_a_token_file_shared_by_two_grants_is_refused_instead_of_lending_an_identity(leeway_emu, monkeypatch, tmp_path):
+    emu = leeway_emu
     bob = emu.add_user("bob@example.com", display_name="Bob")
     shared = str(tmp_path / "tokens.json")
     ada_conn = emu.connection_json("oauth2", grant_store="file", grant_file=shared)
