@@ -346,3 +346,18 @@ def pacer_for(site: str) -> SitePacer:
         if pacer is None:
             pacer = _registry[key] = SitePacer(site)
         return pacer
+
+
+def forget_pacers(origin: str) -> int:
+    """Drop the process's pacers for every site under ``origin`` (``scheme://host:port``).
+
+    For a server that now answers at an address another one used before, such as an emulator
+    given a port a stopped one had: what the old one said of its limits is not this one's.
+    Returns how many were dropped.
+    """
+    prefix = origin.rstrip("/").lower() + "/"
+    with _registry_lock:
+        gone = [key for key in _registry if key.startswith(prefix)]
+        for key in gone:
+            del _registry[key]
+    return len(gone)

@@ -33,6 +33,7 @@ from ._runtime import Clock, Counters
 from ._scopes import DEFAULT_TOKEN_SCOPES
 from ._adf import adf_paragraph
 from ._site import STATUSES, JiraSite, Project, new_cloud_id
+from airflow_provider_jira_auth.client.pacing import forget_pacers
 
 #: a point in time as the seeding methods take it
 Moment = Union[datetime, float, str]
@@ -114,7 +115,7 @@ class JiraCloudEmulator:
             )
             self._port = main.port  # a restart keeps the same URL
             self._servers.append(main)
-            self.default_site.url = f"http://{self._host}:{main.port}"
+            self._claim(self.default_site, main.port)
             self._dispatcher.api_url = self.default_site.url
             for site in self._sites.values():
                 if site is not self.default_site:
@@ -142,9 +143,17 @@ class JiraCloudEmulator:
             verbose=self._verbose,
         )
         self._site_ports[site.cloud_id] = server.port
-        site.url = f"http://{self._host}:{server.port}"
+        self._claim(site, server.port)
         self._servers.append(server)
         server.start()
+
+    def _claim(self, site: JiraSite, port: int) -> None:
+        """Give ``site`` its URL; at an address new to this emulator, clients forget what an
+        earlier server there said of its rate limits (a quota pause, a burst limit)."""
+        url = f"http://{self._host}:{port}"
+        if site.url != url:
+            forget_pacers(url)
+        site.url = url
 
     # -- where it is ----------------------------------------------------------------------------------
 
