@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from airflow_provider_jira_auth.client.pacing import forget_pacers
+
 EMAIL = "robot@example.com"
 TOKEN = "ATATT3xFfGF0-super-secret-token-1234567890"
 BASIC_HEADER_VALUE = "cm9ib3RAZXhhbXBsZS5jb206QVRBVFQzeEZmR0YwLXN1cGVyLXNlY3JldC10b2tlbi0xMjM0NTY3ODkw"
@@ -70,6 +72,7 @@ class ScriptedServer:
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self.rest_url = f"{self.url}/rest/api/3"
+        forget_pacers(self.url)  # what an earlier server on this port said of its limits is not ours
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def start(self) -> ScriptedServer:
