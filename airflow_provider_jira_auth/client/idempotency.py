@@ -26,7 +26,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 from airflow_provider_jira_auth.client.bulk import (
@@ -40,6 +40,8 @@ from airflow_provider_jira_auth.client.errors import JiraBulkError, JiraError, J
 from airflow_provider_jira_auth.client.jql import jql_list
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class JiraClient(Protocol):
@@ -92,15 +94,40 @@ def find_marked(client: JiraClient, labels: Iterable[str]) -> dict[str, dict[str
     return found
 
 
-def _settled_lookup(client: JiraClient, labels: list[str], sleep: Callable[[float], None]) -> dict[str, dict[str, Any]]:
-    """After a lost answer: look, and look again while Jira's index may still be catching up."""
-    found = find_marked(client, labels)
+def _settle(look: Callable[[], T], done: Callable[[T], bool], sleep: Callable[[float], None]) -> T:
+    """After a lost answer: look, and look again over ``SETTLE_WAITS`` until ``done`` says the
+    lookup found all it wanted (Jira's index catching up, or Jira still saving the first send)."""
+    found = look()
     for wait in SETTLE_WAITS:
-        if len(found) == len(labels):
+        if done(found):
             break
         sleep(wait)
-        found.update(find_marked(client, [label for label in labels if label not in found]))
+        found = look()
     return found
+
+
+def _send_once(
+    send: Callable[[], dict[str, Any]],
+    look: Callable[[], dict[str, Any] | None],
+    what: str,
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    """``send`` until Jira answers; after each answer lost in a way that leaves it unsure whether
+    Jira acted, ``look`` for the marked result (settling) and return it instead of sending again."""
+    for attempt in range(1, MAX_SENDS + 1):
+        try:
+            return send()
+        except JiraError as exc:
+            if not _unsure(exc):
+                raise
+            found = _settle(look, lambda result: result is not None, sleep)
+            if found is not None:
+                log.info("The answer to %s was lost (%s); Jira had done it (%s)", what, exc, found.get("key") or found.get("id"))
+                return found
+            if attempt == MAX_SENDS:
+                raise
+            log.warning("No answer to %s (%s), and Jira holds nothing with its marker: sending again", what, exc)
+    raise AssertionError("unreachable")
 
 
 def with_marker(update: dict[str, Any], label: str) -> dict[str, Any]:
@@ -123,20 +150,12 @@ def create_issue_once(
         log.info("Issue %s already holds idempotency marker %s: not creating it again", existing[label]["key"], label)
         return existing[label]
     payload = with_marker(payload, label)
-    for send in range(1, MAX_SENDS + 1):
-        try:
-            return client.request("POST", "issue", json=payload)
-        except JiraError as exc:
-            if not _unsure(exc):
-                raise
-            found = _settled_lookup(client, [label], sleep)
-            if label in found:
-                log.info("The answer to creating %s was lost (%s); Jira had created it", found[label]["key"], exc)
-                return found[label]
-            if send == MAX_SENDS:
-                raise
-            log.warning("Creating an issue got no answer (%s) and Jira holds no issue with marker %s: sending again", exc, label)
-    raise AssertionError("unreachable")
+    return _send_once(
+        lambda: client.request("POST", "issue", json=payload),
+        lambda: find_marked(client, [label]).get(label),
+        f"creating an issue with marker {label}",
+        sleep,
+    )
 
 
 def create_issues_once(
@@ -189,7 +208,13 @@ def _create_chunk_once(
             if not _unsure(exc):
                 result.errors.extend(error_item(i, getattr(exc, "status", None), [str(exc)]) for i in indexes)
                 return
-            found = _settled_lookup(client, [labels[i] for i in indexes], sleep)
+            wanted = [labels[i] for i in indexes]
+            found: dict[str, dict[str, Any]] = {}
+            _settle(
+                lambda: found.update(find_marked(client, [label for label in wanted if label not in found])),
+                lambda _: len(found) == len(wanted),
+                sleep,
+            )
             for i in indexes:
                 if labels[i] in found:
                     result.created.append({**found[labels[i]], "index": i})
@@ -234,20 +259,6 @@ def find_marked_comment(client: JiraClient, issue_key: str, marker: str) -> dict
     return None
 
 
-def _settled_comment_lookup(
-    client: JiraClient, issue_key: str, marker: str, sleep: Callable[[float], None]
-) -> dict[str, Any] | None:
-    """After a lost answer: look, and look again while Jira may still be saving the first send
-    (a gateway timeout can answer before Jira has finished)."""
-    found = find_marked_comment(client, issue_key, marker)
-    for wait in SETTLE_WAITS:
-        if found is not None:
-            break
-        sleep(wait)
-        found = find_marked_comment(client, issue_key, marker)
-    return found
-
-
 def add_comment_once(
     client: JiraClient,
     issue_key: str,
@@ -264,17 +275,9 @@ def add_comment_once(
         return existing
     payload = {"body": body, "properties": [{"key": COMMENT_PROPERTY, "value": {"marker": marker}}]}
     path = f"issue/{quote(issue_key, safe='')}/comment"
-    for send in range(1, MAX_SENDS + 1):
-        try:
-            return client.request("POST", path, json=payload)
-        except JiraError as exc:
-            if not _unsure(exc):
-                raise
-            found = _settled_comment_lookup(client, issue_key, marker, sleep)
-            if found is not None:
-                log.info("The answer to commenting on %s was lost (%s); Jira had added comment %s", issue_key, exc, found.get("id"))
-                return found
-            if send == MAX_SENDS:
-                raise
-            log.warning("Commenting on %s got no answer (%s) and it holds no comment with marker %s: sending again", issue_key, exc, marker)
-    raise AssertionError("unreachable")
+    return _send_once(
+        lambda: client.request("POST", path, json=payload),
+        lambda: find_marked_comment(client, issue_key, marker),
+        f"commenting on {issue_key} with marker {marker}",
+        sleep,
+    )
