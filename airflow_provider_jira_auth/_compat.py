@@ -154,36 +154,59 @@ async def resolve_user_from_token(token: str) -> Any:
 
 
 async def aget_connection(conn_id: str) -> Any:
-    """A connection looked up from async code (a trigger), without blocking the event loop."""
-    if AIRFLOW_V_3_1_PLUS:
-        return await BaseHook.aget_connection(conn_id)
-    from asgiref.sync import sync_to_async
+    """A connection looked up from async code (a trigger), without blocking the event loop;
+    a connection in the environment that Airflow refuses is judged as :func:`get_connection` does."""
+    from airflow.exceptions import AirflowNotFoundException
 
-    return await sync_to_async(BaseHook.get_connection)(conn_id)
+    try:
+        if AIRFLOW_V_3_1_PLUS:
+            return await BaseHook.aget_connection(conn_id)
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(BaseHook.get_connection)(conn_id)
+    except AirflowNotFoundException:
+        conn = _refused_from_environment(conn_id)
+        if conn is None:
+            raise
+        return conn
 
 
 def get_connection(hook: Any, conn_id: str) -> Any:
-    """``hook.get_connection(conn_id)``, a connection whose extra is not JSON included.
+    """``hook.get_connection(conn_id)``, with a clear error for a connection Airflow refuses.
 
-    Airflow 3.0 and 3.1 refuse such a connection while looking it up and then report that it
-    "isn't defined" (the reason only in a debug log). For the form a user sets in the task's
-    environment, ``AIRFLOW_CONN_<ID>`` holding a JSON object, this returns the connection as
-    Airflow 3.2+ does, with the extra string as written, so that validating it says what is
-    wrong and where. Any other missing connection is Airflow's error, unchanged.
+    Airflow reports a connection in the environment (``AIRFLOW_CONN_<ID>`` holding a JSON
+    object) that it cannot read as not defined, the reason at most in a debug log. For that form
+    this names what is wrong: a port that is not a number is a ``JiraConfigError`` naming
+    ``port``; on Airflow 3.0 and 3.1, an extra that is not JSON gives the connection as Airflow
+    3.2+ does, the extra string as written, so that validating it says what is wrong and where.
+    Any other missing connection is Airflow's error, unchanged.
     """
     from airflow.exceptions import AirflowNotFoundException
 
     try:
         return hook.get_connection(conn_id)
     except AirflowNotFoundException:
-        raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")
-        _refuse_a_bad_port(conn_id, raw)
-        if AIRFLOW_V_3_2_PLUS or not _extra_is_not_json(raw):
+        conn = _refused_from_environment(conn_id)
+        if conn is None:
             raise
+        return conn
+
+
+def _refused_from_environment(conn_id: str) -> Any:
+    """For a connection Airflow did not find: raise or return as :func:`get_connection` says, or None."""
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")
+    try:
+        fields = json.loads(raw) if raw.lstrip().startswith("{") else None
+    except ValueError:
+        return None
+    if not isinstance(fields, dict):
+        return None
+    _refuse_a_bad_port(conn_id, fields.get("port"))
+    if AIRFLOW_V_3_2_PLUS or not _is_not_json(fields.get("extra")):
+        return None
     from airflow.sdk import Connection
     from airflow.sdk.log import mask_secret
 
-    fields = json.loads(raw)
     kept = {k: fields[k] for k in ("conn_type", "description", "host", "schema", "login", "password") if k in fields}
     if fields.get("port") not in (None, ""):
         kept["port"] = int(fields["port"])
@@ -194,13 +217,7 @@ def get_connection(hook: Any, conn_id: str) -> Any:
     return conn
 
 
-def _refuse_a_bad_port(conn_id: str, conn_json: str) -> None:
-    """Airflow reports a connection in the environment whose port is not a number as not defined."""
-    try:
-        fields = json.loads(conn_json) if conn_json.lstrip().startswith("{") else None
-    except ValueError:
-        return
-    port = fields.get("port") if isinstance(fields, dict) else None
+def _refuse_a_bad_port(conn_id: str, port: Any) -> None:
     if port in (None, ""):
         return
     try:
@@ -215,13 +232,8 @@ def _refuse_a_bad_port(conn_id: str, conn_json: str) -> None:
     )
 
 
-def _extra_is_not_json(conn_json: str) -> bool:
-    """Whether ``conn_json`` is a connection as a JSON object whose ``extra`` string is not JSON."""
-    try:
-        fields = json.loads(conn_json) if conn_json.lstrip().startswith("{") else None
-    except ValueError:
-        return False
-    extra = fields.get("extra") if isinstance(fields, dict) else None
+def _is_not_json(extra: Any) -> bool:
+    """Whether ``extra`` is a string that is not JSON."""
     if not isinstance(extra, str):
         return False
     try:

@@ -54,7 +54,7 @@ def jira_issue_events():
         return list(changes.values())
 
     @task(retries=2)
-    def acknowledge(changes: list[dict], run_id=None) -> int:
+    def acknowledge(changes: list[dict]) -> int:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
 
         if not changes:
@@ -62,11 +62,13 @@ def jira_issue_events():
         client = JiraCloudHook(jira_conn_id="jira_cloud_default").get_conn()
         for issue in changes:
             # One comment per issue and change, whatever the retries: a retry finds the comments
-            # its earlier try added (marked with this key) and adds only the missing ones.
+            # its earlier try added (marked with this key) and adds only the missing ones. The key
+            # is the change itself, not the run: a change fired twice (a triggerer that dies
+            # between storing an event and its watermark) starts a second run that comments nothing new.
             client.add_comment(
                 issue["key"],
                 f"Airflow saw this issue reach {issue['status']}.",
-                idempotency_key=f"{run_id}/{issue['id']}/{issue['updated']}",
+                idempotency_key=f"ack/{issue['id']}/{issue['updated']}",
             )
         return len(changes)
 

@@ -243,7 +243,7 @@ def find_marked_comment(client: JiraClient, issue_key: str, marker: str) -> dict
     """The comment of ``issue_key`` whose ``airflow.once`` property holds ``marker``, among the newest
     :data:`COMMENT_LOOKUP`; None if there is none. Pages advance by what Jira sent, which may be
     fewer than asked for."""
-    path = f"issue/{quote(issue_key, safe='')}/comment"
+    path = f"issue/{quote(str(issue_key), safe='')}/comment"
     start = 0
     while start < COMMENT_LOOKUP:
         page = client.request("GET", path, params={"orderBy": "-created", "startAt": start, "maxResults": 100})
@@ -274,7 +274,7 @@ def add_comment_once(
         log.info("Comment %s on %s already holds idempotency marker %s: not adding it again", existing.get("id"), issue_key, marker)
         return existing
     payload = {"body": body, "properties": [{"key": COMMENT_PROPERTY, "value": {"marker": marker}}]}
-    path = f"issue/{quote(issue_key, safe='')}/comment"
+    path = f"issue/{quote(str(issue_key), safe='')}/comment"
     return _send_once(
         lambda: client.request("POST", path, json=payload),
         lambda: find_marked_comment(client, issue_key, marker),

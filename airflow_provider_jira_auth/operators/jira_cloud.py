@@ -47,7 +47,8 @@ class JiraOperatorMixin:
     Every operator and sensor takes ``jira_retry``: how its Jira calls are retried within one
     task try, as a mapping of ``retry_attempts``, ``retry_delay``, ``retry_max_delay`` laid
     over the connection's extras of the same names (e.g. ``jira_retry={"retry_attempts": 1}``
-    for no retry), or a ``RetryPolicy``. A deferred sensor's trigger uses the connection's.
+    for no retry), or a ``RetryPolicy``. A deferred sensor hands the mapping to its trigger (a ``RetryPolicy``
+    object cannot travel there: the trigger then uses the connection's).
     """
 
     jira_conn_id: str
@@ -381,14 +382,10 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         self.issues = issues
         self.fail_on_error = fail_on_error
         self.create_once = create_once or idempotency_key is not None
+        if self.create_once:  # it looks for its markers with a search first: read:jira-work too
+            self.jira_operations = (*type(self).jira_operations, "search_issues")
         self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
-
-    def _client(self) -> JiraClient:
-        # create_once looks for its markers with a search first: that needs read:jira-work too.
-        from airflow_provider_jira_auth.scopes import scopes_for
-
-        return self.jira_client(scopes=scopes_for("search_issues") if self.create_once else ())
 
     def _once_key(self, context: Context) -> str | None:
         return once_key(context, self.idempotency_key) if self.create_once else None
@@ -413,7 +410,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         fields.update(self.fields or {})
         if "project" not in fields:
             raise ValueError("JiraCreateIssueOperator needs project_key (or a 'project' in fields)")
-        created = self._client().create_issue(fields, idempotency_key=self._once_key(context))
+        created = self.jira_client().create_issue(fields, idempotency_key=self._once_key(context))
         self.log.info("Created %s: %s", created["key"], self.summary)
         return created["key"]
 
@@ -432,7 +429,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
             return []
         base = self._once_key(context)
         keys = None if base is None else [f"{base}/{n}" for n in range(len(items))]
-        result = self._client().create_issues(items, raise_on_error=False, idempotency_keys=keys)
+        result = self.jira_client().create_issues(items, raise_on_error=False, idempotency_keys=keys)
         self.log.info("Created %d of %d issue(s): %s", len(result.created), len(items), ", ".join(result.keys))
         for error in result.errors:
             self.log.error(
@@ -545,15 +542,14 @@ class JiraCommentOperator(JiraOperatorMixin, BaseOperator):
         self.issue_key = issue_key
         self.body = body
         self.comment_once = comment_once or idempotency_key is not None
+        if self.comment_once:  # it reads the issue's comments first: read:jira-work too
+            self.jira_operations = (*type(self).jira_operations, "issue_comments", "comments_by_id")
         self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
 
     def execute(self, context: Context) -> str:
-        if self.comment_once:  # it reads the issue's comments first: that needs read:jira-work too
-            client = self.jira_client(operations=("add_comment", "issue_comments", "comments_by_id"))
-            comment = client.add_comment(self.issue_key, self.body, idempotency_key=once_key(context, self.idempotency_key))
-        else:
-            comment = self.jira_client().add_comment(self.issue_key, self.body)
+        key = once_key(context, self.idempotency_key) if self.comment_once else None
+        comment = self.jira_client().add_comment(self.issue_key, self.body, idempotency_key=key)
         self.log.info("Commented on %s (comment %s)", self.issue_key, comment.get("id"))
         return str(comment.get("id"))
 

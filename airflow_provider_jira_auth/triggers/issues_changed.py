@@ -37,6 +37,9 @@ triggers (:mod:`.jira_cloud`): Basic directly, 3LO through the api-server's toke
 triggerer. Every request goes through the connection's retry policy; a poll that still fails
 (Jira down, 429 beyond ``Retry-After``) is logged and retried after a growing pause (the poll
 interval doubling up to ten minutes, at least Jira's ``Retry-After``), from the same watermark.
+A poll that fails for what only a person can fix (the connection misconfigured, the grant
+revoked or missing a scope, the credentials refused) is logged as an error naming the fix, and
+retried the same way: the watch resumes, from where it was, once the connection is fixed.
 """
 
 from __future__ import annotations
@@ -53,7 +56,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_jira_auth.client.errors import JiraError, JiraRateLimitError
+from airflow_provider_jira_auth.client.errors import (
+    JiraAuthenticationError,
+    JiraClientSecretError,
+    JiraConfigError,
+    JiraError,
+    JiraGrantRevokedError,
+    JiraPermissionError,
+    JiraRateLimitError,
+    JiraScopeError,
+)
 from airflow_provider_jira_auth.client.jql_time import (
     changes_jql,
     jql_date,
@@ -85,6 +97,16 @@ log = logging.getLogger(__name__)
 FIELDS = ("updated", "created", "status")
 #: the longest pause after failed polls
 MAX_OUTAGE_PAUSE = 600.0
+#: Poll failures no wait cures: logged as errors (the watch still retries, so that fixing the
+#: connection is enough to resume it).
+NEEDS_A_PERSON: tuple[type[JiraError], ...] = (
+    JiraConfigError,
+    JiraGrantRevokedError,
+    JiraClientSecretError,
+    JiraAuthenticationError,
+    JiraScopeError,
+    JiraPermissionError,
+)
 #: the state store key prefix; the rest is a digest of the connection id and the JQL
 STATE_KEY_PREFIX = "jira_issues_changed:"
 
@@ -290,11 +312,13 @@ class IssuesChangedPoller:
                         raise  # not an outage: a bug or a broken setup, let it surface
                     failures += 1
                     pause = self._outage_pause(failures, exc)
-                    log.warning(
-                        "Jira changes for %r: poll failed (%s: %s); next try in %.0f s from %s",
+                    log.log(
+                        logging.ERROR if isinstance(exc, NEEDS_A_PERSON) else logging.WARNING,
+                        "Jira changes for %r: poll failed (%s: %s)%s; next try in %.0f s from %s",
                         self.jql,
                         type(exc).__name__,
                         exc,
+                        ": fix the connection, and the watch resumes" if isinstance(exc, NEEDS_A_PERSON) else "",
                         pause,
                         _ms_iso(self.cursor.newest if self.cursor else 0),
                     )

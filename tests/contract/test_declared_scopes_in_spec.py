@@ -123,8 +123,12 @@ def _exercises() -> dict[str, Exercise]:
     create_many = ops.JiraCreateIssueOperator(
         task_id="t", project_key="ENG", issues=[{"summary": "a"}, {"summary": "b"}], jira_conn_id=CONN_ID
     )
+    create_once = ops.JiraCreateIssueOperator(
+        task_id="t", project_key="ENG", summary="once", create_once=True, jira_conn_id=CONN_ID
+    )
     update = ops.JiraUpdateIssueOperator(task_id="t", issue_key="ENG-1", fields={"summary": "x"}, jira_conn_id=CONN_ID)
     comment = ops.JiraCommentOperator(task_id="t", issue_key="ENG-1", body="hi", jira_conn_id=CONN_ID)
+    comment_once = ops.JiraCommentOperator(task_id="t", issue_key="ENG-1", body="hi", comment_once=True, jira_conn_id=CONN_ID)
     transition = ops.JiraTransitionIssueOperator(
         task_id="t", issue_key="ENG-2", target_status="Done", jira_conn_id=CONN_ID
     )
@@ -166,8 +170,10 @@ def _exercises() -> dict[str, Exercise]:
         "JiraBulkTransitionOperator": of(bulk_transition, lambda: bulk_transition.execute(_context())),
         "JiraCreateIssueOperator(one)": of(create, lambda: create.execute(_context())),
         "JiraCreateIssueOperator(many)": of(create_many, lambda: create_many.execute(_context())),
+        "JiraCreateIssueOperator(once)": of(create_once, lambda: create_once.execute(_context())),
         "JiraUpdateIssueOperator": of(update, lambda: update.execute(_context())),
         "JiraCommentOperator": of(comment, lambda: comment.execute(_context())),
+        "JiraCommentOperator(once)": of(comment_once, lambda: comment_once.execute(_context())),
         "JiraTransitionIssueOperator": of(transition, lambda: transition.execute(_context())),
         # Any endpoint: what it declares is what the user passes as required_scopes.
         "JiraRequestOperator": Exercise(

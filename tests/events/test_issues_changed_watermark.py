@@ -465,6 +465,29 @@ def test_a_connection_not_defined_yet_is_waited_for_like_an_outage(emu: JiraClou
     asyncio.run(scenario())
 
 
+def test_a_misconfigured_connection_is_an_error_naming_the_field_and_the_watch_resumes_once_fixed(
+    emu: JiraCloudEmulator, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fixed = emu.connection_json("basic", retry_attempts=2, retry_delay=0.01, retry_max_delay=0.05)
+    # Airflow refuses this connection and reports it as not defined; the watch must say why.
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({**json.loads(fixed), "port": "443x"}))
+
+    async def scenario() -> None:
+        stream = Pump(IssuesChangedPoller(_config(), None).batches())
+        with caplog.at_level("WARNING", logger=ic.__name__):
+            await _no_batch(stream, 0.5)  # paused, not failed
+        said = [r for r in caplog.records if "poll failed" in r.getMessage()]
+        assert said and all(r.levelname == "ERROR" for r in said), [r.getMessage() for r in said]
+        assert "port" in said[0].getMessage() and "fix the connection" in said[0].getMessage()
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", fixed)
+        emu.set_status("ENG-1", "Done")
+        payload, _ = await _next_batch(stream, timeout=15)
+        assert payload["keys"] == ["ENG-1"]
+        await stream.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_an_error_that_is_no_outage_surfaces_instead_of_being_retried_forever(emu: JiraCloudEmulator, monkeypatch) -> None:
     from tests.events.sealed_store import SealedVaultError
 

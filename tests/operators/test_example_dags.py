@@ -185,7 +185,9 @@ def test_sensors_and_notifier_under_dag_test(jira_emulator, monkeypatch) -> None
     assert "Try: 3" in str(comments[-1]["body"])
 
 
-def test_the_event_example_acknowledges_each_change_once_across_task_retries(jira_emulator, monkeypatch) -> None:
+def test_the_event_example_acknowledges_each_change_once_across_task_retries_and_redeliveries(
+    jira_emulator, monkeypatch
+) -> None:
     from airflow_provider_jira_auth.client import idempotency
 
     monkeypatch.setattr(idempotency, "SETTLE_WAITS", (0.05,))  # the looks after each lost answer
@@ -201,8 +203,9 @@ def test_the_event_example_acknowledges_each_change_once_across_task_retries(jir
     emu.fail_next("POST", r"/issue/ENG-2/comment$", status=503, times=4)
 
     with pytest.raises(Exception, match="503"):
-        acknowledge(changes, run_id="asset_triggered__1")
-    assert acknowledge(changes, run_id="asset_triggered__1") == 2  # the retry
+        acknowledge(changes)
+    assert acknowledge(changes) == 2  # the retry
+    assert acknowledge(changes) == 2  # the same changes delivered again, in another run
 
     for change in changes:
         comments = emu.get_issue(change["key"])["fields"]["comment"]["comments"]
