@@ -228,7 +228,7 @@ class JiraIncrementalExportOperator(JiraOperatorMixin, BaseOperator):
         if history:
             from airflow_provider_jira_auth.client.history import HISTORY_OPERATIONS
 
-            self.jira_operations = (*type(self).jira_operations, *HISTORY_OPERATIONS)
+            self._also_calls(*HISTORY_OPERATIONS)
         self.history = history
         if not isinstance(jql, str):
             raise TypeError(f"jql must be a string, got {type(jql).__name__}")

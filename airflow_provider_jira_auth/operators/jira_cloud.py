@@ -74,6 +74,11 @@ class JiraOperatorMixin:
                 )
         self.jira_retry = jira_retry
 
+    def _also_calls(self, *operations: str) -> None:
+        """This instance calls ``operations`` beyond its class's (an option turned on): its scope
+        check before the first call, and ``jira_operations`` for anyone reading it, include them."""
+        self.jira_operations = (*self.jira_operations, *operations)
+
     @cached_property
     def hook(self) -> JiraCloudHook:
         from airflow_provider_jira_auth.hooks.jira_cloud import JiraCloudHook
@@ -218,7 +223,7 @@ class JiraSearchOperator(JiraOperatorMixin, BaseOperator):
         if history:
             from airflow_provider_jira_auth.client.history import HISTORY_OPERATIONS
 
-            self.jira_operations = (*type(self).jira_operations, *HISTORY_OPERATIONS)
+            self._also_calls(*HISTORY_OPERATIONS)
         self.history = bool(history)
         if isinstance(max_xcom_issues, int) and max_xcom_issues < 0:
             raise ValueError(f"max_xcom_issues must be >= 0, got {max_xcom_issues}")
@@ -383,7 +388,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         self.fail_on_error = fail_on_error
         self.create_once = create_once or idempotency_key is not None
         if self.create_once:  # it looks for its markers with a search first: read:jira-work too
-            self.jira_operations = (*type(self).jira_operations, "search_issues")
+            self._also_calls("search_issues")
         self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
 
@@ -543,7 +548,7 @@ class JiraCommentOperator(JiraOperatorMixin, BaseOperator):
         self.body = body
         self.comment_once = comment_once or idempotency_key is not None
         if self.comment_once:  # it reads the issue's comments first: read:jira-work too
-            self.jira_operations = (*type(self).jira_operations, "issue_comments", "comments_by_id")
+            self._also_calls("issue_comments", "comments_by_id")
         self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
 
