@@ -17,11 +17,14 @@ then fails with Airflow's own ImportError instead of silently taking the other b
 - ``dag_bag_class()``: ``airflow.dag_processing.dagbag`` from 3.2, ``airflow.models.dagbag`` before.
 - ``resolve_user_from_token``: ``airflow.api_fastapi.core_api.security.resolve_user_from_token``
   from 3.1, ``get_user`` (same job) in 3.0.
-- ``aget_connection(conn_id)``: ``BaseHook.aget_connection`` from 3.1; 3.0 has none, and its
-  triggers call ``BaseHook.get_connection`` through asgiref's ``sync_to_async``.
-- ``get_connection(hook, conn_id)``: ``hook.get_connection``, except that on 3.0 and 3.1, which
-  refuse a connection whose extra is not JSON and report it as not defined, a JSON environment
-  variable connection is handed over as it is, so the hook's settings name the JSON error.
+- ``get_connection(hook, conn_id)``: ``hook.get_connection``, except for a JSON environment
+  variable connection that Airflow refuses and reports as not defined: a port that is not a
+  number is a ``JiraConfigError`` naming ``port`` (every minor); on 3.0 and 3.1, which refuse an
+  extra that is not JSON, the connection is handed over as it is, so the hook's settings name
+  the JSON error.
+- ``aget_connection(conn_id)``: the same from async code (a trigger): ``BaseHook.aget_connection``
+  from 3.1; 3.0 has none, and its triggers call ``BaseHook.get_connection`` through asgiref's
+  ``sync_to_async``.
 - ``resume_sensor(...)``: ``BaseSensorOperator.resume_execution``; 3.0 fails a ``soft_fail``
   sensor whose deferral timed out (Airflow's own trigger timeout), 3.1+ skips it: so does this.
 - ``callback_error(context)``: ``context["exception"]``, except under ``dag.test()`` on 3.2,
@@ -30,6 +33,7 @@ then fails with Airflow's own ImportError instead of silently taking the other b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -165,7 +169,9 @@ async def aget_connection(conn_id: str) -> Any:
 
         return await sync_to_async(BaseHook.get_connection)(conn_id)
     except AirflowNotFoundException:
-        conn = _refused_from_environment(conn_id)
+        # In a thread: masking a secret talks to the supervisor synchronously (Airflow 3.0's
+        # triggerer refuses that on the event loop's thread).
+        conn = await asyncio.to_thread(_refused_from_environment, conn_id)
         if conn is None:
             raise
         return conn

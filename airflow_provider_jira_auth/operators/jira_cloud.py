@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
@@ -42,7 +42,8 @@ class JiraOperatorMixin:
     """What the provider's operators and sensors share: the connection, the hook, the scope check.
 
     ``jira_operations`` names the client operations a class calls (keys of
-    ``scopes.OPERATIONS``); with 3LO their scopes are checked before the first call.
+    ``scopes.OPERATIONS``), and an instance adds those an option turns on (``_also_calls``);
+    with 3LO their scopes are checked before the first call.
 
     Every operator and sensor takes ``jira_retry``: how its Jira calls are retried within one
     task try, as a mapping of ``retry_attempts``, ``retry_delay``, ``retry_max_delay`` laid
@@ -53,7 +54,7 @@ class JiraOperatorMixin:
 
     jira_conn_id: str
     task_id: str
-    jira_operations: ClassVar[tuple[str, ...]] = ()
+    jira_operations: tuple[str, ...] = ()
     jira_retry: Mapping[str, Any] | Any = None
 
     def __init__(self, *args: Any, jira_retry: Mapping[str, Any] | Any = None, **kwargs: Any) -> None:

@@ -38,8 +38,9 @@ triggerer. Every request goes through the connection's retry policy; a poll that
 (Jira down, 429 beyond ``Retry-After``) is logged and retried after a growing pause (the poll
 interval doubling up to ten minutes, at least Jira's ``Retry-After``), from the same watermark.
 A poll that fails for what only a person can fix (the connection misconfigured, the grant
-revoked or missing a scope, the credentials refused) is logged as an error naming the fix, and
-retried the same way: the watch resumes, from where it was, once the connection is fixed.
+revoked or missing a scope, the credentials or a Jira permission refused) is logged as an error
+naming the fix, and retried the same way with the connection read again: the watch resumes, from
+where it was, once it is fixed.
 """
 
 from __future__ import annotations
@@ -312,13 +313,18 @@ class IssuesChangedPoller:
                         raise  # not an outage: a bug or a broken setup, let it surface
                     failures += 1
                     pause = self._outage_pause(failures, exc)
+                    needs_a_person = isinstance(exc, NEEDS_A_PERSON)
+                    if needs_a_person and client is not None:
+                        # The fix is made in the connection: the next try reads it again.
+                        await client.aclose()
+                        client = None
                     log.log(
-                        logging.ERROR if isinstance(exc, NEEDS_A_PERSON) else logging.WARNING,
+                        logging.ERROR if needs_a_person else logging.WARNING,
                         "Jira changes for %r: poll failed (%s: %s)%s; next try in %.0f s from %s",
                         self.jql,
                         type(exc).__name__,
                         exc,
-                        ": fix the connection, and the watch resumes" if isinstance(exc, NEEDS_A_PERSON) else "",
+                        ": no wait cures this, and the watch resumes once it is fixed" if needs_a_person else "",
                         pause,
                         _ms_iso(self.cursor.newest if self.cursor else 0),
                     )

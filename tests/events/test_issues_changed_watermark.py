@@ -478,11 +478,40 @@ def test_a_misconfigured_connection_is_an_error_naming_the_field_and_the_watch_r
             await _no_batch(stream, 0.5)  # paused, not failed
         said = [r for r in caplog.records if "poll failed" in r.getMessage()]
         assert said and all(r.levelname == "ERROR" for r in said), [r.getMessage() for r in said]
-        assert "port" in said[0].getMessage() and "fix the connection" in said[0].getMessage()
+        assert "port" in said[0].getMessage() and "no wait cures this" in said[0].getMessage()
         monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", fixed)
         emu.set_status("ENG-1", "Done")
         payload, _ = await _next_batch(stream, timeout=15)
         assert payload["keys"] == ["ENG-1"]
+        await stream.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_credentials_refused_while_watching_resume_with_the_fixed_connection(
+    emu: JiraCloudEmulator, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = emu.add_user("watcher@example.com", display_name="Watcher")
+
+    def connection() -> str:
+        return emu.connection_json("basic", user=bot, retry_attempts=1)
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection())
+
+    async def scenario() -> None:
+        stream = Pump(IssuesChangedPoller(_config(), None).batches())
+        emu.set_status("ENG-1", "Done")
+        payload, _ = await _next_batch(stream, timeout=15)
+        assert payload["keys"] == ["ENG-1"]
+        bot.api_token = "ATATT3xFfGF0-replaced"  # the token in use is revoked and a new one issued
+        with caplog.at_level("WARNING", logger=ic.__name__):
+            await _no_batch(stream, 0.5)
+        refused = [r for r in caplog.records if "JiraAuthenticationError" in r.getMessage()]
+        assert refused and all(r.levelname == "ERROR" for r in refused)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection())  # the user fixes the connection
+        emu.set_status("ENG-2", "Done")
+        payload, _ = await _next_batch(stream, timeout=15)
+        assert payload["keys"] == ["ENG-2"]
         await stream.aclose()
 
     asyncio.run(scenario())
