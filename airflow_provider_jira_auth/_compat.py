@@ -33,7 +33,6 @@ then fails with Airflow's own ImportError instead of silently taking the other b
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -161,17 +160,16 @@ async def aget_connection(conn_id: str) -> Any:
     """A connection looked up from async code (a trigger), without blocking the event loop;
     a connection in the environment that Airflow refuses is judged as :func:`get_connection` does."""
     from airflow.exceptions import AirflowNotFoundException
+    from asgiref.sync import sync_to_async
 
     try:
         if AIRFLOW_V_3_1_PLUS:
             return await BaseHook.aget_connection(conn_id)
-        from asgiref.sync import sync_to_async
-
         return await sync_to_async(BaseHook.get_connection)(conn_id)
     except AirflowNotFoundException:
-        # In a thread: masking a secret talks to the supervisor synchronously (Airflow 3.0's
-        # triggerer refuses that on the event loop's thread).
-        conn = await asyncio.to_thread(_refused_from_environment, conn_id)
+        # Through asgiref, as Airflow's own lookup: masking a secret talks to the supervisor
+        # synchronously, which asgiref hands back to the triggerer's event loop.
+        conn = await sync_to_async(_refused_from_environment)(conn_id)
         if conn is None:
             raise
         return conn

@@ -106,6 +106,17 @@ def _settle(look: Callable[[], T], done: Callable[[T], bool], sleep: Callable[[f
     return found
 
 
+def _settled_markers(client: JiraClient, labels: list[str], sleep: Callable[[float], None]) -> dict[str, dict[str, Any]]:
+    """The issues holding ``labels`` after settling; each look asks only for those still missing."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def look() -> dict[str, dict[str, Any]]:
+        found.update(find_marked(client, [label for label in labels if label not in found]))
+        return found
+
+    return _settle(look, lambda seen: len(seen) == len(labels), sleep)
+
+
 def _send_once(
     send: Callable[[], dict[str, Any]],
     look: Callable[[], dict[str, Any] | None],
@@ -208,13 +219,7 @@ def _create_chunk_once(
             if not _unsure(exc):
                 result.errors.extend(error_item(i, getattr(exc, "status", None), [str(exc)]) for i in indexes)
                 return
-            wanted = [labels[i] for i in indexes]
-            found: dict[str, dict[str, Any]] = {}
-            _settle(
-                lambda: found.update(find_marked(client, [label for label in wanted if label not in found])),
-                lambda _: len(found) == len(wanted),
-                sleep,
-            )
+            found = _settled_markers(client, [labels[i] for i in indexes], sleep)
             for i in indexes:
                 if labels[i] in found:
                     result.created.append({**found[labels[i]], "index": i})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -465,6 +465,22 @@ def test_a_connection_not_defined_yet_is_waited_for_like_an_outage(emu: JiraClou
     asyncio.run(scenario())
 
 
+async def _errors_until_fixed(
+    emu: JiraCloudEmulator, stream: Pump, caplog: pytest.LogCaptureFixture, says: str, fix: Callable[[], None]
+) -> None:
+    """The watch pauses with ERROR lines that say ``says`` (no batch, no failure); after ``fix``
+    it fires the next change."""
+    with caplog.at_level("WARNING", logger=ic.__name__):
+        await _no_batch(stream, 0.5)
+    said = [r for r in caplog.records if "poll failed" in r.getMessage()]
+    assert said and all(r.levelname == "ERROR" for r in said), [r.getMessage() for r in said]
+    assert says in said[0].getMessage() and "no wait cures this" in said[0].getMessage()
+    fix()
+    emu.set_status("ENG-2", "Done")
+    payload, _ = await _next_batch(stream, timeout=15)
+    assert payload["keys"] == ["ENG-2"]
+
+
 def test_a_misconfigured_connection_is_an_error_naming_the_field_and_the_watch_resumes_once_fixed(
     emu: JiraCloudEmulator, monkeypatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -474,15 +490,9 @@ def test_a_misconfigured_connection_is_an_error_naming_the_field_and_the_watch_r
 
     async def scenario() -> None:
         stream = Pump(IssuesChangedPoller(_config(), None).batches())
-        with caplog.at_level("WARNING", logger=ic.__name__):
-            await _no_batch(stream, 0.5)  # paused, not failed
-        said = [r for r in caplog.records if "poll failed" in r.getMessage()]
-        assert said and all(r.levelname == "ERROR" for r in said), [r.getMessage() for r in said]
-        assert "port" in said[0].getMessage() and "no wait cures this" in said[0].getMessage()
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", fixed)
-        emu.set_status("ENG-1", "Done")
-        payload, _ = await _next_batch(stream, timeout=15)
-        assert payload["keys"] == ["ENG-1"]
+        await _errors_until_fixed(
+            emu, stream, caplog, "port", lambda: monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", fixed)
+        )
         await stream.aclose()
 
     asyncio.run(scenario())
@@ -493,25 +503,19 @@ def test_credentials_refused_while_watching_resume_with_the_fixed_connection(
 ) -> None:
     bot = emu.add_user("watcher@example.com", display_name="Watcher")
 
-    def connection() -> str:
-        return emu.connection_json("basic", user=bot, retry_attempts=1)
+    def use_bots_token() -> None:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", emu.connection_json("basic", user=bot, retry_attempts=1))
 
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection())
+    use_bots_token()
 
     async def scenario() -> None:
         stream = Pump(IssuesChangedPoller(_config(), None).batches())
+        await _quiet_polls(emu, stream, 1)  # watching: a change from now on fires
         emu.set_status("ENG-1", "Done")
         payload, _ = await _next_batch(stream, timeout=15)
         assert payload["keys"] == ["ENG-1"]
         bot.api_token = "ATATT3xFfGF0-replaced"  # the token in use is revoked and a new one issued
-        with caplog.at_level("WARNING", logger=ic.__name__):
-            await _no_batch(stream, 0.5)
-        refused = [r for r in caplog.records if "JiraAuthenticationError" in r.getMessage()]
-        assert refused and all(r.levelname == "ERROR" for r in refused)
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection())  # the user fixes the connection
-        emu.set_status("ENG-2", "Done")
-        payload, _ = await _next_batch(stream, timeout=15)
-        assert payload["keys"] == ["ENG-2"]
+        await _errors_until_fixed(emu, stream, caplog, "JiraAuthenticationError", use_bots_token)
         await stream.aclose()
 
     asyncio.run(scenario())

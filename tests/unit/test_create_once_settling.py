@@ -40,7 +40,7 @@ class LaggingIndex:
         if self.searches < self.visible_on_search:
             return
         for n, label in enumerate(self.made, 1):
-            if f'"{label}"' in jql or label in jql:
+            if label in jql:
                 yield {"id": str(n), "key": f"ENG-{n}", "self": "", "fields": {"labels": [label]}}
 
 
