@@ -22,12 +22,12 @@ Used by :mod:`airflow_provider_jira_auth.triggers.issues_changed` (polling for c
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_provider_jira_auth.client.errors import JiraError
+from airflow_provider_jira_auth.client.jql import strip_order_by
 
 __all__ = [
     "UNKNOWN_ZONE_MARGIN",
@@ -88,24 +88,12 @@ def _round(wall: datetime, up: bool) -> datetime:
     return floor + timedelta(minutes=1) if up and floor != wall else floor
 
 
-_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
-
-
-def strip_order_by(jql: str) -> str:
-    """The JQL without a trailing ``ORDER BY`` (outside quotes), for callers that set their own order."""
-    quoted = False
-    for i, ch in enumerate(jql):
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in "oO" and _ORDER_BY.match(jql, i) and (i == 0 or not jql[i - 1].isalnum()):
-            return jql[:i].strip()
-    return jql.strip()
-
-
 def changes_jql(jql: str, lower: str, upper: str | None = None) -> str:
     """``(<jql>) AND updated >= "<lower>" [AND updated < "<upper>"] ORDER BY updated ASC, id ASC``.
 
-    The bounds are JQL dates (:func:`jql_date`); an empty ``jql`` leaves the bounds alone.
+    The bounds are JQL dates (:func:`jql_date`); an empty ``jql`` leaves the bounds alone. The
+    user's own ``ORDER BY`` is dropped by :func:`strip_order_by`, which reads string literals as
+    JQL does, so a value quoted with ``jql_quote`` reaches Jira whole whatever it says.
     """
     bounds = f'updated >= "{lower}"' + (f' AND updated < "{upper}"' if upper is not None else "")
     base = strip_order_by(jql)
