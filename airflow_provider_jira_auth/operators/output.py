@@ -12,16 +12,28 @@ ever sees a half-written file.
 
 :func:`resolve_output` checks the scheme before any Jira call, so a scheme nobody registered fails
 at once, naming it; nothing is ever written to a local file whose name merely looks like a URL.
-:func:`write_jsonl` writes to ``<name>.part`` next to the target and moves it into place at the
+:func:`write_jsonl` writes to a partial file next to the target and moves it into place at the
 end (a rename on a local disk; a move in the store on object storage), deleting the partial
 object if the export fails.
+
+On a local disk the output directory may be shared with other users, who can plant names in it.
+The partial file is therefore a new, unique name (``.<name>.<random>.part``) created with
+``O_CREAT | O_EXCL | O_NOFOLLOW``: an existing file or a symbolic link at that name is never
+opened, so nothing the export writes goes anywhere but into a file it has just created itself,
+and only that file is renamed into place (a link planted at the target is replaced, not followed).
+The file is created with mode ``0644`` less the process's umask: readable by whoever the
+deployment's umask lets read what the worker writes (an export is data for other readers, often
+running as other users, as it was before), never writable by anyone but the worker's user, so
+another user cannot alter an export after it was written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -94,6 +106,8 @@ def describe(target: Target) -> str:
 def write_jsonl(target: Target, records: Iterable[Mapping[str, Any]]) -> int:
     """Write ``records`` to ``target`` as JSON Lines, all or nothing; returns how many."""
     if _is_object_storage_path(target):  # first: on Airflow 3.1 (universal-pathlib 0.2) it is a Path too
+        if (getattr(target, "protocol", None) or "file").lower() in ("file", "local"):
+            return _write_local(Path(target.path), records)  # the local disk's safeguards, not fsspec's open
         return _write_object(target, records)
     return _write_local(target, records)
 
@@ -102,20 +116,65 @@ def _dump(record: Mapping[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+#: the final file's mode before the umask: others may read an export (as the umask allows), never change it
+FILE_MODE = 0o644
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_NAME_ATTEMPTS = 16
+
+
+def _create_partial(path: Path) -> tuple[int, Path]:
+    """A new file next to ``path``, opened for writing: never an existing file, never through a link.
+
+    ``O_EXCL`` refuses any existing name, a symbolic link included (dangling or not), so a name
+    another user planted is skipped, not followed; the random part makes guessing it useless.
+    """
+    for _ in range(_NAME_ATTEMPTS):
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}.part")
+        try:
+            return os.open(partial, _CREATE, FILE_MODE), partial
+        except FileExistsError:
+            continue
+    raise FileExistsError(
+        f"could not create a partial file next to {str(path)!r}: {_NAME_ATTEMPTS} fresh names were all taken; "
+        "check who else writes to that directory"
+    )
+
+
 def _write_local(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, partial = _create_partial(path)
     count = 0
     try:
-        with partial.open("w", encoding="utf-8") as out:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
             for record in records:
                 out.write(_dump(record))
                 count += 1
-        # Readers never see a half-written file, even if the task dies midway.
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the rename makes it the export
+        # Readers never see a half-written file, even if the task dies midway; a link at ``path``
+        # is replaced by the file, not followed.
         os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)  # ours: created above under a fresh name
+        raise
+    _fsync_directory(directory)
     return count
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable; best effort (some file systems refuse to sync a directory)."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def _write_object(target: Any, records: Iterable[Mapping[str, Any]]) -> int:
