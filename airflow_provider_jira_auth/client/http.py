@@ -379,24 +379,36 @@ class JiraClient:
         return BulkFetchResult(keys, fetch)
 
     def create_issue(
-        self, fields: dict[str, Any], *, update: dict[str, Any] | None = None, idempotency_key: str | None = None
+        self,
+        fields: dict[str, Any],
+        *,
+        update: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        retrying: bool = False,
+        index_lag: float | None = None,
     ) -> dict[str, Any]:
         """Create one issue; a plain-text ``description`` or ``environment`` is converted to ADF.
 
         :param idempotency_key: create at most one issue for this key, also when an answer is
             lost or the call is repeated (a task retry): the issue carries a marker label, which
-            is looked up before anything is sent again (see ``client/idempotency.py`` for the
-            limit Jira's eventually consistent search sets). Without it, a lost answer raises
-            and nothing is resent.
+            is looked up before anything is sent again; only an issue this connection's account
+            created in the named project counts (see ``client/idempotency.py``). Without it, a
+            lost answer raises and nothing is resent.
+        :param retrying: with ``idempotency_key``, an earlier call may have sent this create (a
+            task retry): look for its issue until Jira's search has had ``index_lag`` seconds to
+            show it, before creating one.
+        :param index_lag: how long Jira's search may take to show a created issue (default
+            ``client.idempotency.INDEX_LAG``, 30 s).
         :return: ``{"id", "key", "self"}``.
         """
         payload: dict[str, Any] = {"fields": with_rich_text(fields)}
         if update:
             payload["update"] = update
         if idempotency_key is not None:
-            from airflow_provider_jira_auth.client.idempotency import create_issue_once
+            from airflow_provider_jira_auth.client.idempotency import INDEX_LAG, create_issue_once
 
-            return create_issue_once(self, payload, idempotency_key)
+            lag = INDEX_LAG if index_lag is None else index_lag
+            return create_issue_once(self, payload, idempotency_key, retrying=retrying, index_lag=lag)
         return self.request("POST", "issue", json=payload)
 
     def create_issues(
@@ -405,6 +417,8 @@ class JiraClient:
         *,
         raise_on_error: bool = True,
         idempotency_keys: Sequence[str] | None = None,
+        retrying: bool = False,
+        index_lag: float | None = None,
     ) -> BulkCreateResult:
         """Create many issues, 50 per ``POST issue/bulk``.
 
@@ -420,11 +434,16 @@ class JiraClient:
 
         :param raise_on_error: raise :class:`JiraBulkError` (holding the result) if any issue
             was not created; otherwise return the result with its ``errors``.
+        :param retrying: with ``idempotency_keys``, as :meth:`create_issue`'s.
+        :param index_lag: with ``idempotency_keys``, as :meth:`create_issue`'s.
         """
         if idempotency_keys is not None:
-            from airflow_provider_jira_auth.client.idempotency import create_issues_once
+            from airflow_provider_jira_auth.client.idempotency import INDEX_LAG, create_issues_once
 
-            return create_issues_once(self, issues, idempotency_keys, raise_on_error=raise_on_error)
+            lag = INDEX_LAG if index_lag is None else index_lag
+            return create_issues_once(
+                self, issues, idempotency_keys, raise_on_error=raise_on_error, retrying=retrying, index_lag=lag
+            )
         result = BulkCreateResult()
         offset = 0
         chunks = chunked((issue_update(item) for item in issues), BULK_CREATE_CHUNK)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraTransitionError
+from airflow_provider_jira_auth.client.idempotency import INDEX_LAG
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -311,9 +312,12 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
 
     With ``create_once=True`` every issue is created at most once for this task of this DAG run:
     each carries a marker label, a lost answer is checked against Jira before anything is sent
-    again, and a task retry reuses the issues its earlier tries created (see
-    ``client/idempotency.py`` for the limit Jira's eventually consistent search sets). Without
-    it, a lost answer fails the task and a retry may create the same issues again.
+    again, and a task retry reuses the issues its earlier tries created. Jira's search shows a
+    new issue a moment after it is created, so a retry (and a lost answer) looks for the earlier
+    issue for up to ``index_lag`` seconds before creating it; a first try does not wait. Only an
+    issue the connection's own account created in the project counts: a marker label another
+    user adds elsewhere is ignored and logged (see ``client/idempotency.py``). Without it, a lost
+    answer fails the task and a retry may create the same issues again.
 
     .. code-block:: python
 
@@ -343,6 +347,9 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
     :param idempotency_key: with ``create_once``, what identifies "the same issue" (templated);
         default ``<dag_id>/<task_id>/<run_id>/<map_index>``, and the issue's position is appended
         for a bulk create.
+    :param index_lag: with ``create_once``, how long (seconds) Jira's search may take to show a
+        created issue: what a retry waits at most before it concludes that no earlier try
+        created the issue (default 30).
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
@@ -371,6 +378,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         fail_on_error: bool = True,
         create_once: bool = False,
         idempotency_key: str | None = None,
+        index_lag: float = INDEX_LAG,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -388,13 +396,25 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         self.issues = issues
         self.fail_on_error = fail_on_error
         self.create_once = create_once or idempotency_key is not None
-        if self.create_once:  # it looks for its markers with a search first: read:jira-work too
-            self._also_calls("search_issues")
+        if self.create_once:  # it looks for its markers with a search first (read:jira-work), and
+            # an issue holding one counts only if its creator is the account of GET /myself
+            self._also_calls("search_issues", "myself")
+        if isinstance(index_lag, bool) or not isinstance(index_lag, (int, float)) or index_lag < 0:
+            raise ValueError(f"index_lag must be a number of seconds >= 0, got {index_lag!r}")
+        self.index_lag = float(index_lag)
         self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
 
     def _once_key(self, context: Context) -> str | None:
         return once_key(context, self.idempotency_key) if self.create_once else None
+
+    def _retry_args(self, context: Context) -> dict[str, Any]:
+        """With ``create_once``: on a retry an earlier try may have created the issues, which
+        Jira's search shows only after its lag."""
+        if not self.create_once:
+            return {}
+        try_number = getattr(context["ti"], "try_number", 1) or 1
+        return {"retrying": int(try_number) > 1, "index_lag": self.index_lag}
 
     def _defaults(self) -> dict[str, Any]:
         defaults: dict[str, Any] = {"issuetype": {"name": self.issue_type}}
@@ -416,7 +436,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         fields.update(self.fields or {})
         if "project" not in fields:
             raise ValueError("JiraCreateIssueOperator needs project_key (or a 'project' in fields)")
-        created = self.jira_client().create_issue(fields, idempotency_key=self._once_key(context))
+        created = self.jira_client().create_issue(fields, idempotency_key=self._once_key(context), **self._retry_args(context))
         self.log.info("Created %s: %s", created["key"], self.summary)
         return created["key"]
 
@@ -435,7 +455,9 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
             return []
         base = self._once_key(context)
         keys = None if base is None else [f"{base}/{n}" for n in range(len(items))]
-        result = self.jira_client().create_issues(items, raise_on_error=False, idempotency_keys=keys)
+        result = self.jira_client().create_issues(
+            items, raise_on_error=False, idempotency_keys=keys, **self._retry_args(context)
+        )
         self.log.info("Created %d of %d issue(s): %s", len(result.created), len(items), ", ".join(result.keys))
         for error in result.errors:
             self.log.error(
@@ -520,8 +542,10 @@ class JiraCommentOperator(JiraOperatorMixin, BaseOperator):
 
     With ``comment_once=True`` the comment is added at most once for this task of this DAG run:
     it carries a marker (an entity property), a lost answer is checked against the issue before
-    anything is sent again, and a task retry finds the comment its earlier try added (see
-    ``client/idempotency.py``). Without it, a lost answer fails the task and a retry may comment twice.
+    anything is sent again, and a task retry finds the comment its earlier try added; only a
+    comment whose author is the connection's own account counts, a marker another user sets is
+    ignored and logged (see ``client/idempotency.py``). Without it, a lost answer fails the task
+    and a retry may comment twice.
 
     :param issue_key: the issue (templated).
     :param body: plain text or an ADF document (templated).
@@ -549,7 +573,7 @@ class JiraCommentOperator(JiraOperatorMixin, BaseOperator):
         self.body = body
         self.comment_once = comment_once or idempotency_key is not None
         if self.comment_once:  # it reads the issue's comments first: read:jira-work too
-            self._also_calls("issue_comments", "comments_by_id")
+            self._also_calls("issue_comments", "comments_by_id", "myself")
         self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
 

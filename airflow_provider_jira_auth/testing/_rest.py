@@ -31,6 +31,8 @@ REMOVED_MESSAGE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
+#: most issue ids one search may name in ``reconcileIssues``
+RECONCILE_LIMIT = 50
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 NO_ISSUE = "Issue does not exist or you do not have permission to see it."
 _SEARCH_CACHE_SIZE = 32
@@ -90,6 +92,16 @@ def _json_body(request: Request) -> Any:
         return json.loads(request.body)
     except ValueError as exc:
         raise HttpError(jira_error(400, [f"Unexpected character in the request body: {exc}"])) from None
+
+
+def _reconciled(value: Any) -> frozenset[int]:
+    """``reconcileIssues``: at most 50 issue ids whose latest writes the search must show."""
+    if not isinstance(value, list) or len(value) > RECONCILE_LIMIT:
+        raise HttpError(jira_error(400, [f"reconcileIssues must be a list of at most {RECONCILE_LIMIT} issue ids."]))
+    try:
+        return frozenset(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise HttpError(jira_error(400, ["reconcileIssues must hold issue ids (numbers)."])) from None
 
 
 def _json_object(request: Request) -> dict[str, Any]:
@@ -232,6 +244,7 @@ class JiraRestApi:
             jql, token = request.q("jql"), request.q("nextPageToken")
             max_raw, fields = request.q("maxResults"), request.query_all.get("fields")
             expand = _expand_list(request.query_all.get("expand"))
+            reconcile: Any = [i for raw in request.query_all.get("reconcileIssues") or () for i in str(raw).split(",") if i]
         else:
             body = _json_object(request)
             jql, token, max_raw, fields = (
@@ -241,11 +254,13 @@ class JiraRestApi:
                 body.get("fields"),
             )
             expand = _expand_list(body.get("expand"))
+            reconcile = body.get("reconcileIssues") or []
+        reconciled = _reconciled(reconcile)
         selection = FieldSelection.parse(fields, default=("id",))
         # Jira returns up to 5000 issues a page when only ids/keys are asked for, fewer otherwise.
         cap = 5000 if selection.id_key_only else 100
         max_results = max(1, min(_int_param(max_raw, "maxResults", 50), cap))
-        issues, query_id, offset = self._matching(caller, jql, token)
+        issues, query_id, offset = self._matching(caller, jql, token, reconciled)
         end = offset + max_results
         answer: dict[str, Any] = {
             "issues": [
@@ -263,7 +278,7 @@ class JiraRestApi:
             response.issues = len(answer["issues"])
         return response
 
-    def _matching(self, caller: Caller, jql: Any, token: Any) -> tuple[list[Issue], str, int]:
+    def _matching(self, caller: Caller, jql: Any, token: Any, reconciled: frozenset[int]) -> tuple[list[Issue], str, int]:
         """All issues of the query and where this page starts; pages after the first reuse the result."""
         cache = caller.site.search_cache
         if token:
@@ -275,18 +290,22 @@ class JiraRestApi:
                 raise HttpError(jira_error(400, ["The nextPageToken is invalid."])) from None
             cached = cache.get(query_id)
             if cached is None or cached.jql != jql:
-                cached = _CachedSearch(str(jql), self.run_jql(caller, jql))
+                cached = _CachedSearch(str(jql), self.run_jql(caller, jql, reconciled=reconciled))
             cache[query_id] = cached
             cache.move_to_end(query_id)
         else:
             query_id, offset = str(next(self._query_ids)), 0
-            cached = _CachedSearch(str(jql), self.run_jql(caller, jql))
+            cached = _CachedSearch(str(jql), self.run_jql(caller, jql, reconciled=reconciled))
             cache[query_id] = cached
         while len(cache) > _SEARCH_CACHE_SIZE:
             cache.popitem(last=False)
         return cached.issues, query_id, offset
 
-    def run_jql(self, caller: Caller, jql: Any, *, ordered: bool = True) -> list[Issue]:
+    def run_jql(
+        self, caller: Caller, jql: Any, *, ordered: bool = True, reconciled: frozenset[int] = frozenset()
+    ) -> list[Issue]:
+        """The issues the search index shows for ``jql``: an issue written less than the site's
+        ``search_index_lag`` ago is missing, unless its id is in ``reconciled``."""
         if not isinstance(jql, str) or not jql.strip():
             raise HttpError(jira_error(400, [UNBOUNDED]))
         try:
@@ -296,7 +315,8 @@ class JiraRestApi:
             matches = compile_query(query, caller.site.jql_env(caller.user))
         except JqlError as exc:
             raise HttpError(jira_error(400, [str(exc)])) from None
-        found = [issue for issue in caller.site.ordered if matches(issue)]
+        site = caller.site
+        found = [issue for issue in site.ordered if matches(issue) and site.searchable(issue, reconciled)]
         return sort_issues(found, query.order) if ordered else found
 
     def approximate_count(self, caller: Caller, params: dict[str, str], request: Request) -> Response:

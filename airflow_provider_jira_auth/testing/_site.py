@@ -69,6 +69,7 @@ ALL_FIELDS = (
     "priority",
     "assignee",
     "reporter",
+    "creator",
     "resolution",
     "resolutiondate",
     "created",
@@ -151,6 +152,7 @@ class Issue:
         "assignee",
         "reporter",
         "resolution_lc",
+        "written",
     )
 
     def __init__(self, issue_id: int, project: str, num: int, fields: dict[str, Any], created: float) -> None:
@@ -163,6 +165,9 @@ class Issue:
         # (epoch, entry) oldest first: Jira's changelog of the issue, as GET issue/{key}/changelog pages it
         self.changelog: list[tuple[float, dict[str, Any]]] = []
         self.created = self.updated = created
+        # when the last write reached the site (its clock): the search index shows the issue
+        # only once the site's search_index_lag has passed since (see JiraSite.searchable)
+        self.written = created
         self.reindex()
 
     def reindex(self) -> None:
@@ -235,6 +240,10 @@ class JiraSite:
         # (POST comment/list), and their properties are shown only when asked for.
         self._comments: dict[str, tuple[Issue, list[dict[str, Any]]]] = {}
         self._next_history_id = 10000
+        #: seconds between a write and the moment the search index shows the issue (Jira's search
+        #: is eventually consistent): a created or edited issue is missing from ``search/jql`` and
+        #: ``approximate-count`` until then, unless the search names it in ``reconcileIssues``
+        self.search_index_lag = 0.0
         # How many comments an issue's "comment" field embeds (tests may lower or raise it).
         self.embedded_comment_limit = EMBEDDED_COMMENT_LIMIT
         #: most comments ``GET issue/{key}/comment`` answers a page (Jira Cloud: 100); lower it to
@@ -287,10 +296,17 @@ class JiraSite:
             return self.by_id.get(int(id_or_key))
         return self.issues.get(id_or_key.upper())
 
+    def searchable(self, issue: Issue, reconciled: frozenset[int] = frozenset()) -> bool:
+        """Whether the search index shows ``issue`` now (see ``search_index_lag``)."""
+        return issue.id in reconciled or issue.written <= self._clock() - self.search_index_lag
+
     def _store(self, project: Project, fields: dict[str, Any], created: float) -> Issue:
+        # The account that created the issue; unlike the reporter, nobody can change it.
+        fields.setdefault("creator", fields.get("reporter"))
         issue = Issue(self._next_issue_id, project.key, project.next_number, fields, created)
         self._next_issue_id += 1
         project.next_number += 1
+        issue.written = self._clock()
         self.issues[issue.key] = issue
         self.by_id[issue.id] = issue
         self.ordered.append(issue)
@@ -472,6 +488,7 @@ class JiraSite:
         now = self._clock() if now is None else now
         issue.updated = now
         issue.fields["updated"] = jira_time(now)
+        issue.written = self._clock()
         issue.reindex()
 
     # -- create and edit (Jira's validation, Jira's messages) ---------------------------------------
@@ -514,6 +531,7 @@ class JiraSite:
             "priority": PRIORITIES[2],
             "assignee": None,
             "reporter": reporter_json,
+            "creator": reporter.to_json() if reporter else None,
             "resolution": None,
             "resolutiondate": None,
             "created": stamp,

@@ -400,6 +400,53 @@ class JiraCloudEmulator:
                     changes[role] = user.to_json() if user else None
             target.edit_at(issue, changes, status, _epoch(at, "at") if at is not None else self._now())
 
+    def bulk_edit(
+        self,
+        keys: Iterable[str],
+        fields: dict[str, Any] | None = None,
+        *,
+        status: str | None = None,
+        at: Moment | None = None,
+        site: JiraSite | None = None,
+    ) -> None:
+        """Change many issues in one instant, as a bulk change in Jira's UI does (a sprint closed,
+        hundreds of issues moved): every one gets the same ``updated``. Arguments as :meth:`edit_issue`."""
+        with self._lock:
+            target = site or self.default_site
+            moment = _epoch(at, "at") if at is not None else self._now()
+            found = []
+            for key in keys:
+                issue = target.find_issue(key)
+                if issue is None:
+                    raise KeyError(f"no issue {key} on site {target.name}")
+                found.append(issue)
+            changes = dict(fields or {})
+            for role in ("assignee", "reporter"):
+                if role in changes:
+                    user = self._user(changes[role], role)
+                    changes[role] = user.to_json() if user else None
+            for issue in found:
+                target.edit_at(issue, changes, status, moment)
+
+    @property
+    def search_index_lag(self) -> float:
+        """Seconds (on the emulator's clock) between a write and the moment search shows it.
+
+        Jira's search is eventually consistent: with a lag, an issue just created or edited is
+        missing from ``search/jql`` and ``approximate-count`` (on every site) until the lag has
+        passed, unless the search names it in ``reconcileIssues``. ``GET issue/{key}`` and the
+        other reads by id always show the latest write. Default 0: search shows writes at once.
+        """
+        return self.default_site.search_index_lag
+
+    @search_index_lag.setter
+    def search_index_lag(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("search_index_lag must be >= 0 seconds")
+        with self._lock:
+            for site in self.sites:
+                site.search_index_lag = float(seconds)
+
     def _user(self, value: User | str | None, role: str) -> User | None:
         if value is None or isinstance(value, User):
             return value

@@ -20,6 +20,7 @@ def quick_settle(monkeypatch):
     """The looks after a lost answer wait for Jira to finish saving (``SETTLE_WAITS``, about 7 s in
     all); shortened here, the logic that uses them unchanged."""
     monkeypatch.setattr(idempotency, "SETTLE_WAITS", (0.05, 0.1))
+    monkeypatch.setattr(idempotency, "INDEX_LAG", 0.15)
 COMMENTS = r"/rest/api/3/issue/ENG-1/comment$"
 
 

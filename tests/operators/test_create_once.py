@@ -18,6 +18,7 @@ from tests.operators.conftest import Jira
 @pytest.fixture(autouse=True)
 def quick_settle(monkeypatch):
     monkeypatch.setattr(idempotency, "SETTLE_WAITS", (0.05, 0.1))
+    monkeypatch.setattr(idempotency, "INDEX_LAG", 0.15)
 
 
 def issues_with_summary(jira: Jira, summary: str) -> list[str]:

@@ -1,8 +1,7 @@
 """After a lost answer, create_issue(s)_once looks again while Jira's search index catches up.
 
-A narrow unit test with a stand-in client: the emulator's search sees an issue the moment it is
-created, so an index that lags behind a create cannot be staged over HTTP;
-tests/operators/test_create_once.py covers the rest against the emulator.
+A narrow unit test with a stand-in client that counts searches and waits exactly;
+tests/operators/test_create_once.py covers the same against the emulator's lagging index over HTTP.
 """
 
 from __future__ import annotations
@@ -12,6 +11,9 @@ from typing import Any
 
 from airflow_provider_jira_auth.client.errors import JiraServerError
 from airflow_provider_jira_auth.client.idempotency import create_issue_once, create_issues_once, marker_label
+
+
+BOT = "712020:bot"
 
 
 class LaggingIndex:
@@ -41,7 +43,11 @@ class LaggingIndex:
             return
         for n, label in enumerate(self.made, 1):
             if label in jql:
-                yield {"id": str(n), "key": f"ENG-{n}", "self": "", "fields": {"labels": [label]}}
+                fields = {"labels": [label], "creator": {"accountId": BOT}, "project": {"id": "10000", "key": "ENG"}}
+                yield {"id": str(n), "key": f"ENG-{n}", "self": "", "fields": fields}
+
+    def myself(self) -> dict[str, Any]:
+        return {"accountId": BOT}
 
 
 def issue(summary: str) -> dict[str, Any]:
