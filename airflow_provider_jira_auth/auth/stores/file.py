@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
+import logging
 import os
+import stat
 import time
 import tempfile
 import threading
@@ -12,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from airflow_provider_jira_auth.auth.stores.base import TokenStore
 from airflow_provider_jira_auth.auth.token_state import TokenState
@@ -20,8 +24,15 @@ from airflow_provider_jira_auth.client.errors import JiraTokenStoreError
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
+log = logging.getLogger(__name__)
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+#: the directory the default token files live in, under ``$AIRFLOW_HOME``
+TOKEN_DIR_NAME = "jira_auth_tokens"
+# The longest "<name>.json" kept as it is: its temporary twin (".<name>.json.XXXXXXXX.tmp", 14
+# bytes more) must still fit the 255 bytes a file name may have.
+_MAX_FILE_NAME = 241
 
 
 LOCK_TIMEOUT = 150.0
@@ -55,7 +66,9 @@ class FileTokenStore(TokenStore):
         Atlassian's reuse leeway revokes the grant. Consent again instead.
     :param grant_id: the grant the state belongs to (``JiraConnectionSettings.grant_id``).
     :param legacy_path: a file written before 0.2 (named after the connection id), read while
-        ``path`` does not exist yet.
+        ``path`` does not exist yet, and deleted after the first save. Only a regular file in
+        ``path``'s own directory that records this connection id counts as one: anything else (a
+        link, another connection's file, a path elsewhere) is neither read nor deleted.
     """
 
     kind = "file"
@@ -90,7 +103,10 @@ class FileTokenStore(TokenStore):
         if configured or not grant_id:
             path, legacy = configured or default_path(settings.conn_id), None
         else:
-            path, legacy = default_path(f"grant-{grant_id}"), default_path(settings.conn_id)
+            # Pre-0.2 files were "<conn_id>.json"; only an id that is a plain file name can have
+            # one inside the token directory (see token_file_name).
+            plain = _is_plain_name(settings.conn_id)
+            path, legacy = default_path(f"grant-{grant_id}"), default_path(settings.conn_id) if plain else None
         return cls(settings.conn_id, path, seed_refresh_token=settings.refresh_token, grant_id=grant_id, legacy_path=legacy)
 
     def __repr__(self) -> str:
@@ -105,17 +121,62 @@ class FileTokenStore(TokenStore):
             self.save(state, None)
 
     def load(self) -> TokenState | None:
-        for path in (self.path, self.legacy_path):
-            if path is None:
-                continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise JiraTokenStoreError(f"cannot read the {self.describe()}: {exc}") from exc
-            return self._parse(text)
+        try:
+            return self._parse(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise JiraTokenStoreError(f"cannot read the {self.describe()}: {exc}") from exc
+        legacy = self._own_legacy_file()
+        if legacy is not None:
+            return self._parse(legacy)
         return TokenState(refresh_token=self._seed) if self._seed else None
+
+    def _own_legacy_file(self) -> str | None:
+        """The pre-0.2 file's text, if it is one this store wrote: else ``None``, and it is left alone.
+
+        It must sit in the directory of :attr:`path` (the token directory), be a regular file (a
+        link is not followed) and record this connection id, as every file this store ever wrote
+        does. A file that fails any of these is not this connection's state, and deleting it
+        after the first save would destroy something that is not ours.
+        """
+        legacy = self.legacy_path
+        if legacy is None or legacy == self.path:
+            return None
+        try:
+            same_directory = os.path.samefile(legacy.parent, self.path.parent)
+        except OSError:  # either directory missing: no legacy file to speak of
+            return None
+        if not same_directory or legacy.name in ("", ".", ".."):
+            return None
+        try:
+            fd = os.open(legacy, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # ELOOP: a symbolic link; anything else: not readable as ours
+            log.warning("Jira token store: left %s alone, it is not a file this store wrote (%s)", legacy, exc.strerror)
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                log.warning("Jira token store: left %s alone, it is not a file this store wrote", legacy)
+                return None
+            with os.fdopen(os.dup(fd), encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+        finally:
+            os.close(fd)
+        try:
+            recorded = json.loads(text).get("conn_id")
+        except (ValueError, AttributeError):
+            recorded = None
+        if recorded != self.conn_id:
+            log.warning(
+                "Jira token store: left %s alone, it does not hold the state of connection %r", legacy, self.conn_id
+            )
+            return None
+        return text
 
     def _parse(self, text: str) -> TokenState:
         try:
@@ -162,15 +223,25 @@ class FileTokenStore(TokenStore):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        if self.legacy_path is not None and self.legacy_path != self.path:
+        if self.legacy_path is not None and self._own_legacy_file() is not None:
             # The pre-0.2 file holds a retired token from now on: never leave it to be sent again.
+            # Only that file, checked just above under the lock; never a link, a file elsewhere or
+            # another connection's.
             self.legacy_path.unlink(missing_ok=True)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         with self._thread_lock:
             self.lock_path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                # O_NOFOLLOW: a link planted at the lock's name must not make this create or open
+                # a file elsewhere.
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+            except OSError as exc:
+                raise JiraTokenStoreError(
+                    f"cannot open the lock file {str(self.lock_path)!r} of the {self.describe()} ({exc.strerror}): "
+                    "it must be a regular file the workers' user may write (not a symbolic link); remove it"
+                ) from None
             try:
                 # Polled with a deadline, never an unbounded wait: a stopped holder (or a file system
                 # that never answers) must fail this task loudly, not wedge every task on the host.
@@ -194,10 +265,52 @@ class FileTokenStore(TokenStore):
                 os.close(fd)
 
 
-def default_path(conn_id: str) -> Path:
-    """``$AIRFLOW_HOME/jira_auth_tokens/<conn_id>.json`` (Airflow's default home is ``~/airflow``)."""
+def token_directory() -> Path:
+    """``$AIRFLOW_HOME/jira_auth_tokens`` (Airflow's default home is ``~/airflow``)."""
     home = Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser()
-    return home / "jira_auth_tokens" / f"{conn_id}.json"
+    return home / TOKEN_DIR_NAME
+
+
+def default_path(name: str) -> Path:
+    """``<token directory>/<name>.json``, always a file directly inside the token directory.
+
+    ``name`` is a connection id or ``grant-<grant id>``. Airflow accepts ids such as
+    ``../../victim/settings``; such an id is encoded (:func:`token_file_name`), never joined as a path.
+    """
+    return token_directory() / token_file_name(name)
+
+
+def token_file_name(name: str) -> str:
+    """The file name that holds ``name``'s state: one path component, whatever ``name`` is.
+
+    A plain name (see :func:`_is_plain_name`: every ordinary connection id, and every grant)
+    keeps ``<name>.json``, so the files written so far stay where they are. Any other name is
+    percent-encoded behind a ``%``, which no plain name starts with, so two ids never share a
+    file: ``../x`` becomes ``%..%2Fx.json``. A name too long for a file name becomes ``%#`` and
+    its SHA-256.
+    """
+    if _is_plain_name(name):
+        return f"{name}.json"
+    encoded = "%" + quote(name, safe="", errors="surrogatepass")
+    if len(encoded) + len(".json") > _MAX_FILE_NAME:
+        encoded = "%#" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{encoded}.json"
+
+
+def _is_plain_name(name: str) -> bool:
+    """A name that is safe as a file name as it is: one component, not hidden, printable, short enough.
+
+    No ``/`` (it would name a directory, or with ``..`` leave the token directory), no leading
+    ``.`` (``.``, ``..``, hidden files, and this store's own temporary files), no leading ``%``
+    (kept for encoded names), nothing unprintable, and short enough for its temporary twin.
+    """
+    return (
+        bool(name)
+        and "/" not in name
+        and name[0] not in ".%"
+        and name.isprintable()
+        and len(name.encode("utf-8", "surrogatepass")) + len(".json") <= _MAX_FILE_NAME
+    )
 
 
 def _check_unchanged(store: TokenStore, stored: TokenState | None, previous: TokenState, new: TokenState) -> None:
