@@ -24,7 +24,7 @@ import asyncio
 import json as jsonlib
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -194,6 +194,28 @@ class AsyncJiraClient:
             raise error_from_response(method, route, response, self._auth) from None  # type: ignore[arg-type]
 
     # -- reads ------------------------------------------------------------------------------
+
+    async def search_pages(
+        self,
+        jql: str,
+        *,
+        fields: str | Iterable[str] | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of issues matching ``jql`` (``POST search/jql``, following ``nextPageToken``),
+        one list a page, for a caller that decides page by page how far to read."""
+        if not isinstance(jql, str) or not jql.strip():
+            raise ValueError("search_pages() needs a JQL query; Jira refuses empty (unbounded) JQL")
+        body: dict[str, Any] = {"jql": jql, "maxResults": max(1, min(page_size, MAX_PAGE_SIZE))}
+        if fields is not None:
+            body["fields"] = _comma_list(fields)
+        while True:
+            page = await self.request("POST", "search/jql", json=body) or {}
+            yield list(page.get("issues") or [])
+            token = next_page_token(page.get("nextPageToken"), page.get("isLast"), body.get("nextPageToken"))
+            if token is None:
+                return
+            body["nextPageToken"] = token
 
     async def search_issues(
         self,

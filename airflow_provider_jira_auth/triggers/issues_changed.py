@@ -96,6 +96,8 @@ log = logging.getLogger(__name__)
 
 #: fields each poll asks for: enough to name the change
 FIELDS = ("updated", "created", "status")
+#: issues a search page asks for (Jira sends at most 100 a page when fields are asked for)
+PAGE_SIZE = 100
 #: the longest pause after failed polls
 MAX_OUTAGE_PAUSE = 600.0
 #: Poll failures no wait cures: logged as errors (the watch still retries, so that fixing the
@@ -298,16 +300,12 @@ class IssuesChangedPoller:
         failures = 0
         try:
             while True:
+                generation = self.generation
                 try:
                     if client is None:
                         client = await self._connect()
-                    generation = self.generation
-                    mark = self.cursor
-                    assert mark is not None
-                    query = changes_jql(self.jql, jql_lower_bound(mark, self.overlap, self.zone))
-                    issues = await client.search_issues(
-                        query, fields=FIELDS, max_results=self.max_issues, page_size=min(self.max_issues, 100)
-                    )
+                    async for batch in self._poll(client):
+                        yield batch
                 except Exception as exc:  # Jira down, a 429, the connection or the token broker missing
                     if not isinstance(exc, JiraError) and not _connection_missing(exc):
                         raise  # not an outage: a bug or a broken setup, let it surface
@@ -333,16 +331,69 @@ class IssuesChangedPoller:
                 failures = 0
                 if generation != self.generation:
                     continue  # rewound meanwhile: poll again from the stored watermark
-                fresh, after = new_changes(mark, issues, self.overlap)
-                if fresh:
-                    self.cursor = after
-                    yield event_payload(self.jql, fresh), after
-                    if len(issues) >= self.max_issues:
-                        continue  # more changes are waiting
                 await asyncio.sleep(self.poll_interval)
         finally:
             if client is not None:
                 await client.aclose()
+
+    async def _poll(self, client: AsyncJiraClient) -> AsyncIterator[tuple[dict[str, Any], Watermark]]:
+        """One poll: every page of changes from the cursor's lower bound, handed on in batches of
+        ``max_issues`` as they are read, in ``updated`` order; ``self.cursor`` moves with each batch.
+
+        However many issues changed in one instant, the poll pages on past those already handed
+        on (a bulk edit of thousands is fired in full, ``max_issues`` an event). A page that holds
+        only issues this poll has already read, while Jira says more follow, means Jira's paging
+        is not moving: that is said at WARNING and the poll ends there, never a silent stall.
+        """
+        generation = self.generation
+        mark = self.cursor
+        assert mark is not None
+        query = changes_jql(self.jql, jql_lower_bound(mark, self.overlap, self.zone))
+        floor = max(mark.since, mark.newest - int(self.overlap * 1000))
+        read: set[tuple[str, int]] = set()  # what this poll has read, to tell a page that repeats
+        batch: list[dict[str, Any]] = []
+        pages = 0
+        async for page in client.search_pages(query, fields=FIELDS, page_size=PAGE_SIZE):
+            if generation != self.generation:
+                return  # rewound: the next poll starts from the stored watermark
+            pages += 1
+            unread = 0
+            for issue in page:
+                pair = _change(issue)
+                if pair is None or pair in read:
+                    continue
+                read.add(pair)
+                unread += 1
+                if pair[1] < floor or pair in mark.seen:
+                    continue  # handed on before (the overlap reads it again), or before the start
+                batch.append(issue)
+                if len(batch) >= self.max_issues:
+                    yield self._hand_on(batch)
+                    batch = []
+                    if generation != self.generation:
+                        return
+            if page and not unread:
+                log.warning(
+                    "Jira changes for %r: page %d of this poll held only issues it had already read "
+                    "(%d, e.g. %s) although Jira said more follow: Jira's paging is not moving forward. "
+                    "Ending this poll after %d issue(s); the next poll starts again from %s",
+                    self.jql,
+                    pages,
+                    len(page),
+                    ", ".join(str(i.get("key")) for i in page[:5]),
+                    len(read),
+                    _ms_iso(self.cursor.newest if self.cursor else mark.newest),
+                )
+                break
+        if batch and generation == self.generation:
+            yield self._hand_on(batch)
+
+    def _hand_on(self, batch: list[dict[str, Any]]) -> tuple[dict[str, Any], Watermark]:
+        """The event for ``batch`` and the watermark once it is handed on (the new cursor)."""
+        assert self.cursor is not None
+        fresh, after = new_changes(self.cursor, batch, self.overlap)
+        self.cursor = after
+        return event_payload(self.jql, fresh), after
 
     def _outage_pause(self, failures: int, exc: BaseException) -> float:
         pause = min(self.poll_interval * 2 ** (failures - 1), max(self.poll_interval, MAX_OUTAGE_PAUSE))
@@ -366,6 +417,12 @@ class IssuesChangedPoller:
         except JiraError as exc:
             log.warning("Jira changes: the user's time zone is unknown (%s); querying 14 h wider", exc)
             return None
+
+
+def _change(issue: dict[str, Any]) -> tuple[str, int] | None:
+    """An issue's change as ``(id, updated ms)``; ``None`` without an ``updated``."""
+    stamp = (issue.get("fields") or {}).get("updated")
+    return (str(issue["id"]), parse_jira_time(stamp)) if stamp else None
 
 
 def _connection_missing(exc: BaseException) -> bool:
@@ -446,7 +503,8 @@ class JiraIssuesChangedTrigger(BaseEventTrigger):
     :param poll_interval: seconds between polls.
     :param overlap: how far (seconds) each poll reaches back before the newest change seen, for
         changes Jira indexes late; the ``(id, updated)`` pairs in it are not fired twice.
-    :param max_issues: most issues per poll (and per event); more are fetched at once after.
+    :param max_issues: most issues per event. A poll that finds more (a bulk change of
+        thousands) reads on and fires them all, ``max_issues`` an event, in ``updated`` order.
     """
 
     def __init__(
