@@ -13,11 +13,43 @@ from typing import Any
 REDACTED = "[redacted]"
 
 
+#: The shortest run of a secret's characters that :func:`scrub` removes wherever it appears: a
+#: database's message may quote a cut-off piece of a row (the extra), not the whole secret.
+FRAGMENT = 8
+
+
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret replaced, longest first (a header value holds the bare token)."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+    """``text`` with every secret, and every run of ``FRAGMENT`` or more of its characters, replaced.
+
+    Whole secrets alone are not enough: a message that quotes a piece of the stored extra (a
+    database trigger's, a driver's) carries part of a secret that no whole-secret search finds.
+    Each overlapping or adjacent run found is replaced by one ``[redacted]``. Secrets shorter than
+    ``FRAGMENT`` (but at least 6 characters) are replaced whole.
+    """
+    known = {s for s in secrets if s and len(s) >= 6}
+    for secret in sorted((s for s in known if len(s) < FRAGMENT), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
-    return text
+    spans: list[tuple[int, int]] = []
+    for gram in {s[i : i + FRAGMENT] for s in known if len(s) >= FRAGMENT for i in range(len(s) - FRAGMENT + 1)}:
+        start = text.find(gram)
+        while start != -1:
+            spans.append((start, start + FRAGMENT))
+            start = text.find(gram, start + 1)
+    if not spans:
+        return text
+    spans.sort()
+    merged = [list(spans[0])]
+    for start, end in spans[1:]:
+        if start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    pieces, at = [], 0
+    for start, end in merged:
+        pieces += [text[at:start], REDACTED]
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 def describe_error(exc: BaseException) -> str:

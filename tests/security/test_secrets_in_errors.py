@@ -18,12 +18,19 @@ import pytest
 
 from airflow_provider_jira_auth.auth import broker_protocol
 from tests.airflow_harness import DEFAULT_POSTGRES_ADMIN_DSN, _create_database, _drop_database, postgres_available
-from tests.db_connections import connection_extra, put_connection
+from tests.db_connections import connection_extra, put_connection, signing_secret
 from tests.security.conftest import airflow_cli
 
 CONN_ID = "jira_sec_readonly"
 REFUSAL = "connection jira_sec_readonly is read-only"
 
+# A refusal whose message quotes 12 characters from the middle of the client secret in the row
+# being written (the plain-text extra): no whole secret, so only a scrub of fragments finds it.
+QUOTING = (
+    "CREATE FUNCTION jira_sec_refuse() RETURNS trigger AS $$ "
+    f"BEGIN RAISE EXCEPTION '{REFUSAL}: %', "
+    "substr(NEW.extra, strpos(NEW.extra, '\"client_secret\": \"') + 20, 12); END $$ LANGUAGE plpgsql"
+)
 TRIGGERS = {
     "postgresql": [
         "CREATE FUNCTION jira_sec_refuse() RETURNS trigger AS $$ "
@@ -38,14 +45,19 @@ TRIGGERS = {
 }
 
 
-@pytest.fixture
-def read_only_db(tmp_path, jira_emulator) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+@pytest.fixture(params=["plain", "quoting"])
+def read_only_db(request, tmp_path, jira_emulator) -> Iterator[tuple[dict[str, str], dict[str, str], bool]]:
     """A throwaway metadata DB without a Fernet key (extras in plain text) holding CONN_ID, whose
-    updates the database refuses; yields (environment overrides, the connection's extra).
+    updates the database refuses ("quoting": with a message that quotes part of the client secret
+    from the row); yields (environment overrides, the connection's extra, whether it quotes).
 
-    PostgreSQL when the machine runs one, as in the deployment this reproduces; SQLite otherwise.
+    PostgreSQL when the machine runs one, as in the deployment this reproduces; SQLite otherwise
+    (which cannot put a row's value into a trigger's message: "quoting" is skipped there).
     """
     from sqlalchemy import create_engine, text
+
+    if request.param == "quoting" and not postgres_available():
+        pytest.skip("a trigger message quoting the row needs PostgreSQL")
 
     home = tmp_path / "home"
     home.mkdir()
@@ -64,10 +76,13 @@ def read_only_db(tmp_path, jira_emulator) -> Iterator[tuple[dict[str, str], dict
         airflow_cli(env, "connections", "add", CONN_ID, "--conn-json", json.dumps(data))
         engine = create_engine(url)
         with engine.begin() as connection:
-            for statement in TRIGGERS[engine.dialect.name]:
+            statements = list(TRIGGERS[engine.dialect.name])
+            if request.param == "quoting":
+                statements[0] = QUOTING
+            for statement in statements:
                 connection.execute(text(statement))
         engine.dispose()
-        yield overrides, data["extra"]
+        yield overrides, data["extra"], request.param == "quoting"
     finally:
         if database:
             _drop_database(DEFAULT_POSTGRES_ADMIN_DSN, database)
@@ -78,15 +93,18 @@ def fragments(secret: str, size: int = 8) -> set[str]:
 
 
 def test_a_refused_write_answers_409_without_any_fragment_of_the_secrets(start_broker, read_only_db, jira_emulator):
-    overrides, extra = read_only_db
+    overrides, extra, quoting = read_only_db
     server = start_broker(**overrides)
     refreshes = jira_emulator.stats.token_refreshes
 
-    answer = server.post(*broker_protocol.signed_request(extra["client_secret"], CONN_ID, min_valid=0, force=True))
+    task_reads = json.dumps({"host": jira_emulator.url, "extra": extra})
+    answer = server.post(*broker_protocol.signed_request(signing_secret(CONN_ID, task_reads), CONN_ID, min_valid=0, force=True))
 
     assert answer.status_code == 409, answer.text
     assert answer.json()["error"] == "store"
     assert "read-only" in answer.json()["message"], "the answer should still say what the database said"
+    if quoting:  # the quoted piece was there, and is gone
+        assert "read-only: [redacted]" in answer.json()["message"], answer.text
     assert jira_emulator.stats.token_refreshes == refreshes, "nothing may be sent to Atlassian when the store cannot be written"
     log = server.log()
     assert "Token broker" in log and "read-only" in log, "the failure should be logged:\n" + log[-3000:]
@@ -105,7 +123,7 @@ def test_an_error_quoting_the_secrets_is_scrubbed_in_the_answer_and_the_log(star
     extra = connection_extra(conn_id)
     server = start_broker()
 
-    answer = server.post(*broker_protocol.signed_request(extra["client_secret"], conn_id, min_valid=0, force=True))
+    answer = server.post(*broker_protocol.signed_request(signing_secret(conn_id), conn_id, min_valid=0, force=True))
 
     assert answer.status_code == status, answer.text + server.log()[-3000:]
     log = server.log()
