@@ -7,6 +7,7 @@ they mean and rejects what cannot work, naming the field and the fix.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -77,6 +78,38 @@ def grant_fingerprint(client_id: str, refresh_token: str) -> str:
     """
     digest = hashlib.sha256(f"airflow-provider-jira-auth/grant\0{client_id}\0{refresh_token}".encode())
     return digest.hexdigest()[:24]
+
+
+def derived_broker_secret(conn_id: str, client_id: str, refresh_token: str) -> str:
+    """The broker secret of a connection that has none in its extra, from what only its readers hold.
+
+    Keyed by the connection's refresh token (its own grant's secret, which readers of another
+    connection of the same app do not have) over the connection id, so that it differs per
+    connection even for copies of one grant, and cannot be computed from another connection's
+    credentials. The client secret is not enough on its own: every connection of an OAuth app
+    shares it. Where the provider can write the connection it pins this value as
+    ``broker_secret`` before the refresh token first changes (:func:`pin_broker_secret`), so the
+    key a task computed from the copy it read stays valid after rotations.
+    """
+    message = f"airflow-provider-jira-auth/broker-secret\0{conn_id}\0{client_id}".encode()
+    return hmac.new(refresh_token.encode(), message, hashlib.sha256).hexdigest()
+
+
+def pin_broker_secret(extra: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
+    """``extra`` with ``broker_secret`` filled in when it is missing, null or empty.
+
+    The value is :func:`derived_broker_secret` of the refresh token the extra holds *now* (before
+    a write replaces it), so the key tasks already sign with does not change; an extra without a
+    refresh token (or client id) is returned as it is (the consent step gives it a random one).
+    """
+    extra = dict(extra)
+    if extra_value(extra, "broker_secret"):
+        return extra
+    client_id, refresh_token = extra_value(extra, "client_id"), extra_value(extra, "refresh_token")
+    if client_id and refresh_token:
+        extra.pop(f"extra__{CONN_TYPE}__broker_secret", None)
+        extra["broker_secret"] = derived_broker_secret(conn_id, str(client_id), str(refresh_token))
+    return extra
 
 
 def _parse_bool(value: Any, name: str, default: bool) -> bool:
@@ -260,12 +293,30 @@ class JiraConnectionSettings:
         return self.auth_type == "oauth2" or self.scoped_credential or bool(self.cloud_id)
 
     @property
+    def broker_key_material(self) -> str | None:
+        """This connection's own broker secret: ``broker_secret``, else one derived from its refresh token.
+
+        ``None`` when it has neither (an oauth2 connection whose store holds the grant and whose
+        extra has no seed): the broker then serves it to nobody. See :func:`derived_broker_secret`.
+        """
+        if self.broker_secret:
+            return self.broker_secret
+        if self.client_id and self.refresh_token:
+            return derived_broker_secret(self.conn_id, self.client_id, self.refresh_token)
+        return None
+
+    @property
     def broker_signing_secret(self) -> str:
-        """What signs this connection's token-broker requests: the app's client secret, bound to
-        this connection by its own ``broker_secret`` when it has one (see docs/security.md)."""
-        if not self.broker_secret:
-            return self.client_secret or ""
-        return f"{self.client_secret or ''}\0{self.broker_secret}"
+        """What signs this connection's token-broker requests: the app's client secret bound to
+        this connection by its own secret (:attr:`broker_key_material`), or ``""`` when it has none.
+
+        Never the client secret alone: every connection of one OAuth app shares it, so it would
+        let whoever reads connection A sign for connection B (docs/security.md).
+        """
+        material = self.broker_key_material
+        if not material:
+            return ""
+        return f"{self.client_secret or ''}\0{material}"
 
     @property
     def grant_id(self) -> str | None:

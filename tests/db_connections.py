@@ -47,3 +47,23 @@ def variable_value(key: str) -> str | None:
     with create_session() as session:
         row = session.scalar(select(Variable).where(Variable.key == key))
         return None if row is None else row.val
+
+
+def signing_secret(conn_id: str, connection_json: str | None = None) -> str:
+    """What a task signs its token-broker requests for ``conn_id`` with, from the connection as it
+    reads it: the metadata DB's, or ``connection_json`` (an ``AIRFLOW_CONN_*`` document)."""
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    if connection_json is None:
+        from airflow.models.connection import Connection
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+            assert conn is not None, f"connection {conn_id} is not in the metadata DB"
+            return JiraConnectionSettings.of(conn_id, conn).broker_signing_secret
+    data = json.loads(connection_json)
+    return JiraConnectionSettings.from_connection(
+        conn_id, host=data["host"], login=data.get("login"), password=data.get("password"), extra=data.get("extra")
+    ).broker_signing_secret

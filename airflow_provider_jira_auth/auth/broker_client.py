@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import requests
 
@@ -53,6 +55,16 @@ class BrokerTokenProvider:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
     ) -> None:
+        if not client_secret:
+            # The app's client secret alone would sign for every connection of the app: the
+            # broker serves no connection without a key of its own (docs/security.md).
+            raise JiraConfigError(
+                "extra.broker_secret",
+                f"connection {conn_id!r} has no broker_secret and no refresh_token to derive one from, so the "
+                "token broker cannot tell its requests from another connection's: run the consent step "
+                f"(airflow-jira-auth authorize --conn-id {conn_id}, or Connect on the Jira connections page), or add "
+                '"broker_secret": "<a long random string>" to its extra where it is defined',
+            )
         self.conn_id = conn_id
         self._client_secret = client_secret
         self.url = url.rstrip("/")
@@ -91,18 +103,27 @@ class BrokerTokenProvider:
                 timeout=self.timeout,
             )
 
+        response = self._post(endpoint, send)
+        if response.status_code == 403 and _error_kind(response) == "forbidden":
+            # The broker judges a connection it looked up moments ago by what it found then
+            # (broker_protocol.RECHECK_AFTER): a connection created or changed just now is served
+            # when asked again after that.
+            time.sleep(broker_protocol.RECHECK_AFTER)
+            response = self._post(endpoint, send)
+        return self._state(response, endpoint)
+
+    def _post(self, endpoint: str, send: Callable[[], requests.Response]) -> requests.Response:
         try:
             # Not "repeatable": a read timeout may mean the broker is still refreshing (it waits
             # for the lock and retries Atlassian), and asking again would only queue behind it.
             # A refused connection (nothing sent) and 502/503/504 are still retried.
-            response = self.retry.call("POST", "jira-auth/token", send)
+            return self.retry.call("POST", "jira-auth/token", send)
         except requests.RequestException as exc:
             raise JiraTransportError(
                 "POST", endpoint, exc, peer="the token broker on the Airflow api-server",
                 hint="; check that the api-server runs and that broker_url (or [core] execution_api_server_url) "
                 "points to it",
             ) from None
-        return self._state(response, endpoint)
 
     def _state(self, response: requests.Response, endpoint: str) -> TokenState:
         try:
@@ -135,7 +156,7 @@ class BrokerTokenProvider:
             raise JiraConfigError(
                 "extra.client_secret",
                 f"the token broker refused connection {self.conn_id!r}: the api-server's copy of the connection "
-                "differs (another client secret, not auth_type oauth2, or not defined there)",
+                "differs (another client secret or broker_secret, not auth_type oauth2, or not defined there)",
             )
         error_class = _ERRORS.get(kind or "", JiraOAuthError)
         if error_class is JiraConfigError:
@@ -143,6 +164,14 @@ class BrokerTokenProvider:
         raise error_class(
             message or f"the token broker at {endpoint} answered HTTP {response.status_code}"
         )
+
+
+def _error_kind(response: requests.Response) -> str | None:
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    return payload.get("error") if isinstance(payload, dict) else None
 
 
 def _finite(value: object) -> float | None:

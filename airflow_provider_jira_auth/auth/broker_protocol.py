@@ -22,6 +22,9 @@ MAX_SKEW = 300.0
 PATH = "/token"
 MAX_CONN_ID = 250  # Airflow's limit
 MIN_NONCE, MAX_NONCE = 8, 128
+#: The broker judges a request for a connection it looked up less than this long ago by what that
+#: lookup found; a client refused with 403 asks once more after it (a connection just changed).
+RECHECK_AFTER = 2.5
 
 
 def _key(client_secret: str) -> bytes:

@@ -10,6 +10,7 @@ See docs/token-rotation.md for why this route was chosen, docs/security.md for w
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -63,10 +64,20 @@ _ERROR_KINDS: list[tuple[type[Exception], str, int]] = [
 
 # -- what an unauthenticated caller can cost ------------------------------------------------------
 #: A signature no known key verifies costs a lookup of the connection it names (a remote call on
-#: Vault or AWS): at most LOOKUP_BURST at once, then LOOKUP_RATE a second, per api-server process.
-#: Beyond that such requests get 429 and Retry-After without a lookup.
+#: Vault or AWS), charged to the caller (its address): at most LOOKUP_BURST at once, then
+#: LOOKUP_RATE a second, per caller and api-server process; all callers together at most
+#: LOOKUP_BURST_ALL, then LOOKUP_RATE_ALL a second. Beyond that such requests get 429 and
+#: Retry-After without a lookup. A flood from one address therefore cannot spend another's budget.
 LOOKUP_BURST = 20
 LOOKUP_RATE = 5.0
+LOOKUP_BURST_ALL = 200
+LOOKUP_RATE_ALL = 50.0
+MAX_CALLERS = 4096
+#: What a lookup found for a connection id (its key, or that it signs nothing) is remembered this
+#: long: a request for that id in the meantime is judged against it without another lookup, so a
+#: flood of forged requests naming one connection costs one lookup per LOOKUP_MEMORY and cannot
+#: keep that connection's correctly signed first request from being served.
+LOOKUP_MEMORY = broker_protocol.RECHECK_AFTER - 0.5
 #: A connection's signing key, once it verified a request, verifies that connection's next
 #: requests for this long without spending the lookup budget (each served request renews it).
 KEY_TTL = 300.0
@@ -151,31 +162,81 @@ class _KnownKeys:
 
 
 class _LookupBudget:
-    """A token bucket: :data:`LOOKUP_BURST` lookups at once, refilled at :data:`LOOKUP_RATE` a second."""
+    """Token buckets: one per caller (:data:`LOOKUP_BURST`, :data:`LOOKUP_RATE`) under one for all
+    callers (:data:`LOOKUP_BURST_ALL`, :data:`LOOKUP_RATE_ALL`); at most :data:`MAX_CALLERS`
+    callers are tracked, the longest idle forgotten first."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tokens = float(LOOKUP_BURST)
-        self._at = time.monotonic()
+        self._callers: dict[str, tuple[float, float]] = {}
+        self._all = (float(LOOKUP_BURST_ALL), time.monotonic())
 
-    def take(self) -> float:
-        """0 when a lookup may run now, else how many seconds until one may."""
+    @staticmethod
+    def _refill(bucket: tuple[float, float], burst: int, rate: float, now: float) -> float:
+        tokens, at = bucket
+        return min(float(burst), tokens + (now - at) * rate)
+
+    def take(self, caller: str) -> float:
+        """0 when a lookup may run now for ``caller``, else how many seconds until one may."""
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(float(LOOKUP_BURST), self._tokens + (now - self._at) * LOOKUP_RATE)
-            self._at = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / LOOKUP_RATE
+            mine = self._refill(self._callers.pop(caller, (float(LOOKUP_BURST), now)), LOOKUP_BURST, LOOKUP_RATE, now)
+            everyone = self._refill(self._all, LOOKUP_BURST_ALL, LOOKUP_RATE_ALL, now)
+            wait = 0.0
+            if mine < 1.0:
+                wait = (1.0 - mine) / LOOKUP_RATE
+            elif everyone < 1.0:
+                wait = (1.0 - everyone) / LOOKUP_RATE_ALL
+            else:
+                mine, everyone = mine - 1.0, everyone - 1.0
+            self._callers[caller] = (mine, now)
+            self._all = (everyone, now)
+            while len(self._callers) > MAX_CALLERS:
+                del self._callers[next(iter(self._callers))]
+            return wait
+
+
+class _RecentLookups:
+    """What the last lookup of each connection id found, for :data:`LOOKUP_MEMORY` seconds.
+
+    The signing key of an oauth2 ``jira_cloud`` connection that has one, else ``None`` (missing,
+    another type, invalid, no key of its own): only derived keys, never a secret or a setting.
+    """
+
+    _UNKNOWN = object()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: dict[str, tuple[bytes | None, float]] = {}
+
+    def judge(self, conn_id: str, body: bytes, signature: str) -> float | None:
+        """``None`` when no recent lookup decides (one is needed); 0 when the connection as looked up
+        moments ago signed ``body``; else the seconds until this id may be looked up again."""
+        with self._lock:
+            found = self._found.get(conn_id)
+        age = time.monotonic() - found[1] if found is not None else LOOKUP_MEMORY + 1
+        if found is None or age > LOOKUP_MEMORY:
+            return None
+        if found[0] is not None and broker_protocol.verify_with_key(found[0], body, signature):
+            return 0.0
+        return LOOKUP_MEMORY - age
+
+    def record(self, conn_id: str, key: bytes | None) -> None:
+        with self._lock:
+            self._found.pop(conn_id, None)
+            self._found[conn_id] = (key, time.monotonic())
+            while len(self._found) > MAX_KNOWN_KEYS:
+                del self._found[next(iter(self._found))]
 
 
 _known_keys = _KnownKeys()
 _lookup_budget = _LookupBudget()
+_recent_lookups = _RecentLookups()
 
 
-def _lookup(conn_id: str) -> Any:
-    """The connection from the secrets backends, in Airflow's order, or ``None``.
+def _lookup(conn_id: str) -> tuple[Any, bool]:
+    """The connection from the secrets backends, in Airflow's order, or ``None``; and whether it
+    is the metadata database's (which the broker may write).
 
     ``Connection.get_connection_from_secrets`` does the same plus a ``SecretCache`` write whose
     ``get_uri()`` logs a warning about the ``_`` in ``jira_cloud`` on every call: a warning per
@@ -188,40 +249,78 @@ def _lookup(conn_id: str) -> Any:
             conn = backend.get_connection(conn_id=conn_id)
         except Exception as exc:
             if type(exc).__name__ == "AirflowSecretsBackendAccessDenied":
-                return None  # an authoritative deny: no less restrictive backend may answer instead
+                return None, False  # an authoritative deny: no less restrictive backend may answer instead
             log.debug("Token broker: secrets backend %s failed for a connection lookup", type(backend).__name__)
             continue
         if conn:
-            return conn
-    return None
+            return conn, type(backend).__name__ == "MetastoreBackend"
+    return None, False
 
 
-def _signed_settings(conn_id: str, body: bytes, signature: str) -> JiraConnectionSettings | None:
-    """The connection's settings if it is an oauth2 jira_cloud connection that signed ``body``."""
+def _signed_settings(conn_id: str, body: bytes, signature: str) -> tuple[JiraConnectionSettings | None, bool]:
+    """The connection's settings if it is an oauth2 jira_cloud connection that signed ``body``, and
+    whether it lives in the metadata database. What the lookup found is remembered (``_recent_lookups``)."""
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
-    conn = _lookup(conn_id)
+    conn, in_db = _lookup(conn_id)
+    key: bytes | None = None
+    settings: JiraConnectionSettings | None = None
+    reason = ""
     if not conn:
-        _refusals.refused(conn_id, "no such connection")
-        return None
-    if conn.conn_type != "jira_cloud":
-        _refusals.refused(conn_id, "not a jira_cloud connection")
-        return None
+        reason = "no such connection"
+    elif conn.conn_type != "jira_cloud":
+        reason = "not a jira_cloud connection"
+    else:
+        try:
+            settings = JiraConnectionSettings.of(conn_id, conn)
+        except JiraConfigError:
+            reason = "its settings are invalid"
+        else:
+            if settings.auth_type != "oauth2" or not settings.client_secret:
+                reason = "not an oauth2 connection"
+            elif not settings.broker_signing_secret:
+                # Without a key of its own only the app's client secret would be left, which every
+                # connection of the app holds: such a connection is served to nobody.
+                reason = "it has no broker_secret and no refresh_token to derive one from"
+            else:
+                key = broker_protocol.signing_key(settings.broker_signing_secret)
+                if not broker_protocol.verify_with_key(key, body, signature):
+                    reason = "the signature does not match"
+    _recent_lookups.record(conn_id, key)
+    if reason:
+        _refusals.refused(conn_id, reason)
+        return None, False
+    return settings, in_db
+
+
+def _pin_broker_secret(settings: JiraConnectionSettings) -> None:
+    """Write the derived broker secret into a metadata-DB connection that has none (null or "").
+
+    Only while the connection still holds the refresh token the request's key was derived from:
+    after a rotation the store's write has pinned it already. A failure is logged and changes
+    nothing for this request (its key stays derivable until the next write pins it).
+    """
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_provider_jira_auth.settings import extra_value, pin_broker_secret
+
     try:
-        settings = JiraConnectionSettings.of(conn_id, conn)
-    except JiraConfigError:
-        _refusals.refused(conn_id, "its settings are invalid")
-        return None
-    if settings.auth_type != "oauth2" or not settings.client_secret:
-        _refusals.refused(conn_id, "not an oauth2 connection")
-        return None
-    if not broker_protocol.verify_signature(settings.broker_signing_secret, body, signature):
-        _refusals.refused(conn_id, "the signature does not match")
-        return None
-    return settings
+        with create_session() as session:
+            conn = session.scalar(select(Connection).where(Connection.conn_id == settings.conn_id).with_for_update())
+            if conn is None:
+                return
+            extra = conn.extra_dejson
+            if extra_value(extra, "broker_secret") or extra_value(extra, "refresh_token") != settings.refresh_token:
+                return
+            conn.set_extra(json.dumps(pin_broker_secret(extra, settings.conn_id)))
+        log.info("Token broker: connection %r had no broker_secret: its derived one is now stored in its extra", settings.conn_id)
+    except Exception as exc:
+        log.warning("Token broker: could not store connection %r's broker_secret (%s)", settings.conn_id, type(exc).__name__)
 
 
-def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
+def _serve(body: bytes, signature: str, caller: str = "") -> tuple[int, dict[str, Any]]:
     from airflow_provider_jira_auth.hooks.token_provider import direct_token_provider
 
     if not _SIGNATURE.fullmatch(signature):
@@ -239,13 +338,24 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     # lookup; any other request spends the lookup budget, or is turned away without a lookup.
     known = _known_keys.verifies(conn_id, body, signature)
     if not known:
-        wait = _lookup_budget.take()
-        if wait:
-            _refusals.refused(conn_id, "over the lookup budget")
-            return 429, {**_BUSY, "retry_after": max(1, math.ceil(wait))}
+        # A lookup of this id moments ago decides without another: forged requests naming one
+        # connection cost one lookup per LOOKUP_MEMORY, and its correctly signed first request
+        # is served whatever the flood.
+        # Refused as a lookup would refuse it (same answer, same delay, whether the id exists or
+        # not); a connection created or changed within LOOKUP_MEMORY is served once it ends (the
+        # broker client asks once more after a 403 for that reason).
+        recent = _recent_lookups.judge(conn_id, body, signature)
+        if recent:
+            _refusals.refused(conn_id, "the signature does not match the connection as looked up moments ago")
+            return 403, _FORBIDDEN
+        if recent is None:
+            wait = _lookup_budget.take(caller)
+            if wait:
+                _refusals.refused(conn_id, "over the lookup budget")
+                return 429, {**_BUSY, "retry_after": max(1, math.ceil(wait))}
     # The connection as it is now: a changed secret or a deleted connection is refused here even
     # when a remembered key verified the request.
-    settings = _signed_settings(conn_id, body, signature)
+    settings, in_db = _signed_settings(conn_id, body, signature)
     if settings is None:
         if known:  # the remembered key is no longer the connection's (a badly signed request cannot evict it)
             _known_keys.forget(conn_id)
@@ -258,6 +368,8 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     except Exception as exc:
         log.error("Token broker: could not record a request's nonce in the metadata database (%s)", type(exc).__name__)
         return 503, {"error": "store", "message": "the token broker could not record the request in the metadata database; try again"}
+    if in_db and not settings.broker_secret:
+        _pin_broker_secret(settings)
     min_valid = min(max(request["min_valid"], 0.0), MAX_MIN_VALID)
 
     provider = None
@@ -276,7 +388,10 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
     except Exception as exc:
         # Whatever an error says, it leaves here without the connection's secrets, and a
         # database error without its statement's parameters (see describe_error).
-        secrets = (settings.client_id, settings.client_secret, settings.refresh_token, settings.broker_secret)
+        secrets = (
+            settings.client_id, settings.client_secret, settings.refresh_token, settings.broker_key_material,
+            *_stored_tokens(provider),
+        )
         for kind, name, status in _ERROR_KINDS:
             if isinstance(exc, kind):
                 message = scrub(_error_text(exc), secrets)
@@ -298,6 +413,16 @@ def _serve(body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
         "lifetime": state.lifetime,
         "store": provider.describe(),
     }
+
+
+def _stored_tokens(provider: Any) -> tuple[str | None, ...]:
+    """The refresh and access tokens the store holds now (others than the connection's after a
+    rotation), for scrubbing an error's text; none when it cannot be read (the error may be the store's)."""
+    try:
+        state = provider.store.load() if provider is not None else None
+    except Exception:
+        return ()
+    return (state.refresh_token, state.access_token) if state is not None else ()
 
 
 _TOO_LARGE = {"error": "too_large", "message": f"the request body is larger than {MAX_BODY} bytes"}
@@ -332,7 +457,8 @@ async def token(request: Request) -> JSONResponse:
         return JSONResponse(_TOO_LARGE, status_code=413, headers={"Cache-Control": "no-store", "Connection": "close"})
     signature = request.headers.get(broker_protocol.SIGNATURE_HEADER, "")
     # The refresh does blocking HTTP and database work: keep it off the event loop.
-    status, payload = await run_in_threadpool(_serve, body, signature)
+    caller = request.client.host if request.client else ""
+    status, payload = await run_in_threadpool(_serve, body, signature, caller)
     headers = {"Cache-Control": "no-store"}
     if payload is _FORBIDDEN:
         await asyncio.sleep(max(0.0, REFUSAL_FLOOR - (time.monotonic() - started)))

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.db_connections import connection_extra, put_connection
+from tests.db_connections import put_connection, signing_secret
 from tests.security.conftest import signed
 
 CONN_ID = "jira_sec_numbers"
@@ -21,7 +21,7 @@ CONN_ID = "jira_sec_numbers"
 @pytest.fixture(scope="module")
 def client_secret(module_emulator, airflow_db) -> str:
     put_connection(CONN_ID, module_emulator.connection_json("oauth2"))
-    return connection_extra(CONN_ID)["client_secret"]
+    return signing_secret(CONN_ID)
 
 
 def body(ts: str | None = None, min_valid: str = "0", force: str = "false") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from airflow_provider_jira_auth.auth import broker_protocol
-from tests.db_connections import connection_extra, put_connection
+from tests.db_connections import put_connection, signing_secret
 
 CONN_ID = "jira_sec_flood"
 FLOOD = 40
@@ -23,7 +23,7 @@ def warnings_in(text: str) -> list[str]:
 def test_bad_signatures_and_unknown_connections_are_not_logged_per_request(start_broker, jira_emulator):
     put_connection(CONN_ID, jira_emulator.connection_json("oauth2"))
     put_connection("jira_sec_flood_basic", jira_emulator.connection_json("basic"))
-    client_secret = connection_extra(CONN_ID)["client_secret"]
+    client_secret = signing_secret(CONN_ID)
     server = start_broker()
     # The connection's owner was served before: the broker knows its key.
     assert server.post(*broker_protocol.signed_request(client_secret, CONN_ID, min_valid=0)).status_code == 200

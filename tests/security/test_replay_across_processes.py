@@ -7,24 +7,24 @@ workers of one). Each database the provider supports in a deployment is tried: t
 
 from __future__ import annotations
 
-import json
 import os
 import pytest
 
 from airflow_provider_jira_auth.auth import broker_protocol
-from tests.db_connections import put_connection
+from tests.db_connections import put_connection, signing_secret
 from tests.security.conftest import airflow_cli
 
 CONN_ID = "jira_sec_replay"
 
 
 @pytest.fixture(params=["session-db", "sqlite"])
-def shared_db(request, tmp_path, jira_emulator, airflow_db) -> dict[str, str]:
-    """Environment overrides naming one metadata DB holding connection CONN_ID, for every server."""
+def shared_db(request, tmp_path, jira_emulator, airflow_db) -> tuple[dict[str, str], str]:
+    """Environment overrides naming one metadata DB holding connection CONN_ID, for every server,
+    and the connection (JSON)."""
     connection = jira_emulator.connection_json("oauth2")
     if request.param == "session-db":
         put_connection(CONN_ID, connection)
-        return {}
+        return {}, connection
     home = tmp_path / "sqlite-home"
     home.mkdir()
     overrides = {
@@ -34,12 +34,13 @@ def shared_db(request, tmp_path, jira_emulator, airflow_db) -> dict[str, str]:
     env = {**os.environ, **overrides}
     airflow_cli(env, "db", "migrate")
     airflow_cli(env, "connections", "add", CONN_ID, "--conn-json", connection)
-    return overrides
+    return overrides, connection
 
 
 def test_a_request_accepted_by_one_process_is_refused_by_another(start_broker, shared_db, jira_emulator):
-    first, second = start_broker("first", "second", **shared_db)
-    client_secret = json.loads(jira_emulator.connection_json("oauth2"))["extra"]["client_secret"]
+    overrides, connection = shared_db
+    first, second = start_broker("first", "second", **overrides)
+    client_secret = signing_secret(CONN_ID, connection)
 
     captured = broker_protocol.signed_request(client_secret, CONN_ID, min_valid=0, force=True)
     accepted = first.post(*captured)

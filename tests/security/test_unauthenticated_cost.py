@@ -22,7 +22,7 @@ import pytest
 
 from airflow_provider_jira_auth.auth import broker_protocol
 from airflow_provider_jira_auth.plugins import token_broker
-from tests.db_connections import connection_extra, put_connection
+from tests.db_connections import put_connection, signing_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_FOUND = 0.025  # the backend's extra time for a connection it holds
@@ -58,7 +58,7 @@ def test_requests_without_a_signature_are_refused_before_any_lookup(counted_brok
 def test_a_badly_signed_flood_spends_only_the_lookup_budget(counted_broker, jira_emulator):
     server, lookups = counted_broker
     put_connection("jira_sec_owner", jira_emulator.connection_json("oauth2"))
-    owner_secret = connection_extra("jira_sec_owner")["client_secret"]
+    owner_secret = signing_secret("jira_sec_owner")
     # The owner was served once: the broker knows its key from then on.
     assert server.post(*broker_protocol.signed_request(owner_secret, "jira_sec_owner", min_valid=0)).status_code == 200
     before = lookups()

@@ -22,6 +22,7 @@ import requests
 from airflow_provider_jira_auth.auth import broker_protocol
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
 from tests.airflow_harness import AirflowEnvironment
+from tests.db_connections import signing_secret
 
 pytestmark = pytest.mark.airflow_executor
 
@@ -63,9 +64,15 @@ def add_oauth(airflow, emulator, conn_id: str, **extra) -> dict:
     return connection["extra"]
 
 
-def rotate_as_a_task_does(airflow, client_secret: str, conn_id: str) -> str:
-    """Ask the api-server's token broker for a refresh, signed as a task signs it."""
-    body, signature = broker_protocol.signed_request(client_secret, conn_id, min_valid=0, force=True)
+def rotate_as_a_task_does(airflow, conn_id: str) -> str:
+    """Ask the api-server's token broker for a refresh, signed as a task signs it (with the key of
+    the connection as the task reads it)."""
+    if conn_id == ENV_CONN:
+        secret = signing_secret(conn_id, airflow.env[f"AIRFLOW_CONN_{ENV_CONN.upper()}"])
+    else:
+        stored = airflow.get_connection(conn_id)
+        secret = signing_secret(conn_id, json.dumps({"host": stored["host"], "extra": stored["extra_dejson"]}))
+    body, signature = broker_protocol.signed_request(secret, conn_id, min_valid=0, force=True)
     answer = requests.post(
         f"{airflow.api_url}/jira-auth{broker_protocol.PATH}",
         data=body,
@@ -114,8 +121,8 @@ def after_the_leeway_and_expiry(emulator) -> None:
 @pytest.mark.parametrize("store", ["connection", "variable", "file"])
 def test_testing_a_rotated_connection_succeeds_and_revokes_nothing(airflow, emulator, store):
     conn_id = f"jira_tested_{store}"
-    extra = add_oauth(airflow, emulator, conn_id, **({} if store == "connection" else {"grant_store": store}))
-    rotate_as_a_task_does(airflow, extra["client_secret"], conn_id)
+    add_oauth(airflow, emulator, conn_id, **({} if store == "connection" else {"grant_store": store}))
+    rotate_as_a_task_does(airflow, conn_id)
     after_the_leeway_and_expiry(emulator)
     variables_before = variable_keys(airflow)
     revocations, refreshes = emulator.stats.family_revocations, emulator.stats.token_refreshes
@@ -128,13 +135,12 @@ def test_testing_a_rotated_connection_succeeds_and_revokes_nothing(airflow, emul
     assert emulator.stats.family_revocations == revocations == 0  # ...with the live refresh token
     assert variable_keys(airflow) == variables_before
     after_the_leeway_and_expiry(emulator)
-    assert myself(emulator, rotate_as_a_task_does(airflow, extra["client_secret"], conn_id)) == 200
+    assert myself(emulator, rotate_as_a_task_does(airflow, conn_id)) == 200
     assert emulator.stats.family_revocations == 0
 
 
 def test_testing_an_env_var_connection_with_the_variable_store_shares_its_live_state(airflow, emulator):
-    secret = emulator.default_app.client_secret
-    rotate_as_a_task_does(airflow, secret, ENV_CONN)
+    rotate_as_a_task_does(airflow, ENV_CONN)
     after_the_leeway_and_expiry(emulator)
     variables_before = variable_keys(airflow)
 
@@ -147,18 +153,18 @@ def test_testing_an_env_var_connection_with_the_variable_store_shares_its_live_s
     assert result["status"] is True, result["message"]
     assert emulator.stats.family_revocations == 0
     assert variable_keys(airflow) == variables_before
-    assert myself(emulator, rotate_as_a_task_does(airflow, secret, ENV_CONN)) == 200
+    assert myself(emulator, rotate_as_a_task_does(airflow, ENV_CONN)) == 200
 
 
 def test_a_duplicated_connection_shares_the_grant_instead_of_revoking_it(airflow, emulator):
-    extra = add_oauth(airflow, emulator, "jira_original")
+    add_oauth(airflow, emulator, "jira_original")
     copy = airflow.api("GET", "/api/v2/connections/jira_original")
     stored = airflow.get_connection("jira_original")
     airflow.add_connection("jira_duplicate", conn_type="jira_cloud", host=copy["host"], extra=stored["extra_dejson"])
-    rotate_as_a_task_does(airflow, extra["client_secret"], "jira_original")
+    rotate_as_a_task_does(airflow, "jira_original")
     after_the_leeway_and_expiry(emulator)
 
-    token = rotate_as_a_task_does(airflow, extra["client_secret"], "jira_duplicate")
+    token = rotate_as_a_task_does(airflow, "jira_duplicate")
 
     assert myself(emulator, token) == 200
     assert emulator.stats.family_revocations == 0

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from airflow_provider_jira_auth.auth import broker_protocol
-from tests.db_connections import connection_extra, put_connection
+from tests.db_connections import connection_extra, put_connection, signing_secret
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "server_context")
 
@@ -30,9 +30,8 @@ def broker():
 def oauth(jira_emulator):
     put_connection("jira_broker", jira_emulator.connection_json("oauth2"))
     put_connection("jira_broker_basic", jira_emulator.connection_json("basic"))
-    return json.loads(jira_emulator.connection_json("oauth2"))["extra"] | {
-        "client_secret": connection_extra("jira_broker")["client_secret"]
-    }
+    # What a task of the connection signs with (its client secret bound to its own broker secret).
+    return json.loads(jira_emulator.connection_json("oauth2"))["extra"] | {"client_secret": signing_secret("jira_broker")}
 
 
 def post(broker, body: bytes, signature: str):

@@ -316,8 +316,13 @@ class ConnectionTokenStore(_MetadataDbStore):
         return max(known, key=lambda state: state.rotated_at or 0.0) if known else None
 
     def _write(self, session: Session, new: TokenState) -> None:
+        from airflow_provider_jira_auth.settings import pin_broker_secret
+
         for conn in self._rows(session):
-            conn.set_extra(json.dumps(state_into_extra(conn.extra_dejson, new, self.grant_id)))
+            # A connection without broker_secret signs broker requests with one derived from the
+            # refresh token replaced here: pinned first, so tasks' keys survive the rotation.
+            extra = pin_broker_secret(conn.extra_dejson, conn.conn_id)
+            conn.set_extra(json.dumps(state_into_extra(extra, new, self.grant_id)))
         session.flush()
 
 
