@@ -45,11 +45,23 @@ def save_consent(
     """Store the new grant where Airflow keeps the connection; say what was done."""
     from airflow_provider_jira_auth.auth.stores.airflow_db import state_into_extra
     from airflow_provider_jira_auth.hooks.token_provider import store_for
-    from airflow_provider_jira_auth.settings import JiraConnectionSettings, extra_value, grant_fingerprint
+    from airflow_provider_jira_auth.settings import (
+        JiraConnectionSettings,
+        extra_value,
+        grant_fingerprint,
+        pin_broker_secret,
+    )
 
-    extra = {**(existing.extra_dejson if existing is not None else {}), **fields["extra"]}
-    # Binds this connection's token-broker requests to it alone (docs/security.md).
-    extra.setdefault("broker_secret", secrets.token_urlsafe(32))
+    previous = existing.extra_dejson if existing is not None else {}
+    # A null or empty value given for a field is no value: it must not hide the stored one.
+    extra = {**previous, **{key: value for key, value in fields["extra"].items() if value not in (None, "")}}
+    # Binds this connection's token-broker requests to it alone (docs/security.md). The form
+    # saves "broker_secret": null, so a null or empty one is filled in as a missing one: with
+    # the secret tasks already derive from the refresh token being replaced, else a random one.
+    extra = pin_broker_secret(extra, conn_id)
+    if not extra_value(extra, "broker_secret"):
+        extra.pop("extra__jira_cloud__broker_secret", None)
+        extra["broker_secret"] = secrets.token_urlsafe(32)
     # A consent starts a new grant: its own token state, apart from the previous grant's.
     extra = state_into_extra(extra, state, grant_fingerprint(str(extra_value(extra, "client_id")), state.refresh_token))
     settings = JiraConnectionSettings.from_connection(
@@ -64,7 +76,7 @@ def save_consent(
         document = {
             "conn_type": "jira_cloud",
             "host": fields["host"],
-            "extra": {**fields["extra"], "refresh_token": state.refresh_token, "broker_secret": extra["broker_secret"]},
+            "extra": {**fields["extra"], "refresh_token": state.refresh_token, "broker_secret": extra_value(extra, "broker_secret")},
         }
         reason = "as asked" if print_only else f"because {conn_id!r} is defined outside the metadata database ({where})"
         messages.append(

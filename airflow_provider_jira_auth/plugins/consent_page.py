@@ -8,7 +8,8 @@ round trip: after Atlassian's consent page the refresh token lands in that conne
 allowed to edit the connection may start or finish it. The OAuth ``state`` travels in a
 short-lived cookie signed with the api-server's secret and bound to the user and the connection,
 so a redirect that another person's browser started (or a replayed one) is refused. Every form
-carries a CSRF token derived from the user and that secret.
+carries a CSRF token bound to the session (its JWT) that expires, and a banner after a redirect is
+shown only to the user it was made for, for a few minutes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ PAGE_PATH = "/connect"
 CALLBACK_PATH = "/connect/callback"
 STATE_COOKIE = "jira_auth_consent"
 STATE_TTL = 600
+#: A banner link is shown only to the user it was made for, and only this long.
+FLASH_TTL = 300
+#: A form's CSRF token is valid in the session it was made for, and only this long.
+CSRF_TTL = 3600
 
 router = APIRouter()
 
@@ -44,14 +49,20 @@ router = APIRouter()
 # -- who is asking -----------------------------------------------------------------------------
 
 
-async def _current_user(request: Request) -> Any | None:
+def _session_token(request: Request) -> str:
+    """The credential of the signed-in session: Airflow's JWT (Bearer header, else its cookie)."""
     from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    authorization = request.headers.get("Authorization", "")
+    return authorization[7:] if authorization.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
+
+
+async def _current_user(request: Request) -> Any | None:
     from fastapi import HTTPException
 
     from airflow_provider_jira_auth._compat import resolve_user_from_token
 
-    authorization = request.headers.get("Authorization", "")
-    token = authorization[7:] if authorization.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    token = _session_token(request)
     if not token:
         return None
     try:
@@ -206,13 +217,14 @@ def _listing(user: Any) -> list[dict[str, Any]]:
 
 
 @router.get(PAGE_PATH, response_class=HTMLResponse)
-async def connect_page(request: Request, message: str = "", error: str = "", sig: str = "") -> Response:
+async def connect_page(request: Request, message: str = "", error: str = "", exp: str = "", sig: str = "") -> Response:
     user = await _current_user(request)
     if user is None:
         return _login_redirect(request)
-    # Only banners this page wrote itself: a crafted link cannot make it say "Connected".
+    # Only banners this page wrote itself, for this user, minutes ago: a crafted link, or one a
+    # user made the page sign with words of their own (a connection id), shows nothing to others.
     kind, text = ("message", message) if message else ("error", error)
-    if not hmac.compare_digest(sig, _flash_signature(kind, text)):
+    if not _flash_valid(sig, exp, _user_key(user), kind, text):
         message = error = ""
     rows = await run_in_threadpool(_listing, user)
     # Connections hidden from this user must not read as "there are none: create one".
@@ -220,7 +232,7 @@ async def connect_page(request: Request, message: str = "", error: str = "", sig
     return HTMLResponse(
         _page(
             rows, _callback_url(request), message, error,
-            csrf=_csrf_token(user), empty_note=empty_note, test_enabled=_test_enabled(),
+            csrf=_csrf_token(user, _session_token(request)), empty_note=empty_note, test_enabled=_test_enabled(),
         )
     )
 
@@ -235,7 +247,7 @@ async def _form_user(
         return None, _login_redirect(request)
     if not await run_in_threadpool(may, user, conn_id):
         return user, _back(request, error=f"You may not {verb} connection {conn_id}.", status=403)
-    if not hmac.compare_digest(csrf, _csrf_token(user)):
+    if not _csrf_valid(csrf, user, _session_token(request)):
         return user, _back(request, error="The form is stale: reload the page and try again.", status=403)
     return user, None
 
@@ -249,12 +261,12 @@ async def run_test(request: Request, conn_id: str, csrf: str = Form("")) -> Resp
     if not _test_enabled():
         return _back(request, error=_TEST_DISABLED, status=403)
     if await run_in_threadpool(_db_jira_connection, conn_id) is None:
-        return _back(request, error=f"{conn_id} is not a jira_cloud connection in the metadata database.")
+        return _back(request, user, error=f"{conn_id} is not a jira_cloud connection in the metadata database.")
     ok, summary = await run_in_threadpool(_run_test, conn_id)
     log.info("Jira connections page: %s tested connection %r: %s", _user_key(user), conn_id, "ok" if ok else "failed")
     if ok:
-        return _back(request, message=f"Test of {conn_id} passed: {summary}")
-    return _back(request, error=f"Test of {conn_id} failed: {summary}")
+        return _back(request, user, message=f"Test of {conn_id} passed: {summary}")
+    return _back(request, user, error=f"Test of {conn_id} failed: {summary}")
 
 
 def _run_test(conn_id: str) -> tuple[bool, str]:
@@ -279,18 +291,18 @@ async def start(request: Request, conn_id: str, csrf: str = Form("")) -> Respons
     conn = await run_in_threadpool(_db_oauth_connection, conn_id)
     if conn is None:
         return _back(
-            request,
+            request, user,
             error=f"{conn_id} is not a jira_cloud connection with auth_type oauth2 in the metadata database: "
             f"only those can be connected here (for others run: airflow-jira-auth authorize --conn-id {conn_id}).",
         )
     extra = conn.extra_dejson
     client_id, client_secret = extra_value(extra, "client_id"), extra_value(extra, "client_secret")
     if not client_id or not client_secret:
-        return _back(request, error=f"Connection {conn_id} needs client_id and client_secret before it can connect.")
+        return _back(request, user, error=f"Connection {conn_id} needs client_id and client_secret before it can connect.")
     try:
         settings = JiraConnectionSettings.of(conn_id, conn, refresh_token="pending")
     except JiraError as exc:
-        return _back(request, error=str(exc))
+        return _back(request, user, error=str(exc))
     scopes = with_offline_access(settings.scopes or DEFAULT_SCOPES)
     state = new_state()
     link = OAuthTokenClient(settings.auth_url, client_id, client_secret, conn_id=conn_id).authorization_url(
@@ -313,23 +325,23 @@ async def callback(request: Request) -> Response:
     pending = _unsign(request.cookies.get(STATE_COOKIE))
     params = request.query_params
     if pending is None or not hmac.compare_digest(params.get("state", ""), str(pending.get("state"))):
-        return _back(request, error="This consent does not match one started from this browser (wrong or expired state). Nothing changed.", clear=True)
+        return _back(request, user, error="This consent does not match one started from this browser (wrong or expired state). Nothing changed.", clear=True)
     if pending.get("user") != _user_key(user):
-        return _back(request, error="This consent was started by another user. Nothing changed.", clear=True)
+        return _back(request, user, error="This consent was started by another user. Nothing changed.", clear=True)
     conn_id = str(pending["conn_id"])
     if not await run_in_threadpool(_may_edit, user, conn_id):
-        return _back(request, error=f"You may not edit connection {conn_id}. Nothing changed.", status=403, clear=True)
+        return _back(request, user, error=f"You may not edit connection {conn_id}. Nothing changed.", status=403, clear=True)
     if params.get("error"):
         reason = "was denied" if params["error"] == "access_denied" else f"failed ({params['error']})"
-        return _back(request, error=f"The consent for {conn_id} {reason}. Nothing changed.", clear=True)
+        return _back(request, user, error=f"The consent for {conn_id} {reason}. Nothing changed.", clear=True)
     if not params.get("code"):
-        return _back(request, error="Atlassian sent no code back. Nothing changed.", clear=True)
+        return _back(request, user, error="Atlassian sent no code back. Nothing changed.", clear=True)
     try:
         summary = await run_in_threadpool(_finish, conn_id, params["code"], _callback_url(request))
     except JiraError as exc:
-        return _back(request, error=f"{conn_id}: {exc}. Nothing changed.", clear=True)
+        return _back(request, user, error=f"{conn_id}: {exc}. Nothing changed.", clear=True)
     log.info("Jira connections page: %s consented connection %r", _user_key(user), conn_id)
-    return _back(request, message=summary, clear=True)
+    return _back(request, user, message=summary, clear=True)
 
 
 def _finish(conn_id: str, code: str, redirect_uri: str) -> str:
@@ -352,10 +364,15 @@ def _finish(conn_id: str, code: str, redirect_uri: str) -> str:
     return f"Connected {conn_id} to {consent.site.get('name')} ({consent.site['url']}); scopes granted: {scopes}."
 
 
-def _back(request: Request, *, message: str = "", error: str = "", status: int = 303, clear: bool = False) -> Response:
+def _back(
+    request: Request, user: Any = None, *, message: str = "", error: str = "", status: int = 303, clear: bool = False
+) -> Response:
+    """Back to the page with a banner: a link signed for ``user`` and :data:`FLASH_TTL` seconds, or,
+    when ``status`` is not a redirect, the page itself with the error (nothing to sign)."""
     if status == 303:
         kind, text = ("message", message) if message else ("error", error)
-        query = f"?{kind}={quote(text)}&sig={_flash_signature(kind, text)}"
+        exp = str(int(time.time()) + FLASH_TTL)
+        query = f"?{kind}={quote(text)}&exp={exp}&sig={_flash_signature(_user_key(user), exp, kind, text)}"
         response: Response = RedirectResponse(str(request.url_for("connect_page")) + query, status_code=303)
     else:
         response = HTMLResponse(_page([], "", "", error), status_code=status)
@@ -364,12 +381,35 @@ def _back(request: Request, *, message: str = "", error: str = "", status: int =
     return response
 
 
-def _flash_signature(kind: str, text: str) -> str:
-    return hmac.new(_secret(), f"flash\x00{kind}\x00{text}".encode(), hashlib.sha256).hexdigest()[:32]
+def _flash_signature(user: str, exp: str, kind: str, text: str) -> str:
+    return hmac.new(_secret(), f"flash\x00{user}\x00{exp}\x00{kind}\x00{text}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _csrf_token(user: Any) -> str:
-    return hmac.new(_secret(), b"csrf\x00" + _user_key(user).encode(), hashlib.sha256).hexdigest()
+def _flash_valid(sig: str, exp: str, user: str, kind: str, text: str) -> bool:
+    """Whether a banner link was signed for ``user`` and has not expired (nor claims a far future)."""
+    if not exp.isdigit() or not time.time() < int(exp) <= time.time() + FLASH_TTL:
+        return False
+    return hmac.compare_digest(sig, _flash_signature(user, exp, kind, text))
+
+
+def _csrf_mac(user: Any, session: str, issued: str) -> str:
+    # The session's credential enters only as a digest: a token's HMAC must not be computable
+    # from a log line or a leaked form alone.
+    bound = hashlib.sha256(session.encode()).hexdigest()
+    return hmac.new(_secret(), f"csrf\x00{_user_key(user)}\x00{bound}\x00{issued}".encode(), hashlib.sha256).hexdigest()
+
+
+def _csrf_token(user: Any, session: str) -> str:
+    """A form's CSRF token: bound to the user and the session (its JWT), valid :data:`CSRF_TTL` seconds."""
+    issued = str(int(time.time()))
+    return f"{issued}.{_csrf_mac(user, session, issued)}"
+
+
+def _csrf_valid(token: str, user: Any, session: str) -> bool:
+    issued, _, mac = token.partition(".")
+    if not session or not issued.isdigit() or not -60 <= time.time() - int(issued) <= CSRF_TTL:
+        return False
+    return hmac.compare_digest(mac, _csrf_mac(user, session, issued))
 
 
 # -- HTML --------------------------------------------------------------------------------------
