@@ -57,7 +57,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Token broker secret",
         "description": "oauth2 only: signs this connection's requests to the provider's token broker, so "
         "that another connection of the same OAuth app cannot obtain this one's access tokens. Written by "
-        "the consent step; for a connection defined elsewhere, set any long random string.",
+        "the consent step; left empty, one derived from the connection's own refresh token is used (and "
+        "stored, where Airflow can write the connection). Any long random string will do.",
         "schema": {"type": ["string", "null"], "format": "password"},
     },
     "refresh_token": {

@@ -1,7 +1,8 @@
 """The token broker's wire format: how a task asks the api-server for an access token.
 
 A task proves it may have a connection's access token by signing its request with a key
-derived from that connection's client secret, which it read from the connection anyway:
+derived from that connection's client secret and its own broker secret
+(``JiraConnectionSettings.broker_signing_secret``), which it read from the connection anyway:
 possession of the connection is the credential, and no api-server user or password has to be
 handed to workers. Timestamps bound replays to ``MAX_SKEW`` seconds; within that window the broker
 accepts each nonce once (it remembers them in the metadata database, for every api-server process).
