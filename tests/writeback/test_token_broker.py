@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from airflow_provider_jira_auth.auth import broker_protocol
+from airflow_provider_jira_auth.plugins import token_broker
 from tests.db_connections import connection_extra, put_connection, signing_secret
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "server_context")
@@ -30,6 +31,9 @@ def broker():
 def oauth(jira_emulator):
     put_connection("jira_broker", jira_emulator.connection_json("oauth2"))
     put_connection("jira_broker_basic", jira_emulator.connection_json("basic"))
+    # Each test's emulator has an app of its own, so the connection's key changed: the broker (one for
+    # the module, in this process) judges it by its lookup of moments ago until LOOKUP_MEMORY ends.
+    time.sleep(token_broker.LOOKUP_MEMORY)
     # What a task of the connection signs with (its client secret bound to its own broker secret).
     return json.loads(jira_emulator.connection_json("oauth2"))["extra"] | {"client_secret": signing_secret("jira_broker")}
 
