@@ -23,10 +23,12 @@ a key derived from the connection and the JQL. The trigger runs as a shared stre
 mode* (``create_shared_stream_producer``): the triggerer hands each batch on, stores the asset
 event, confirms it, and only then calls :meth:`_WatermarkProducer.advance`, which writes the
 watermark. A batch whose event was never stored (the triggerer died, the persist failed) is
-polled again on the next start and fired then. The one window left is between the event
-being stored and the watermark write (about one triggerer sync, a second or two): a triggerer
-killed exactly then fires that batch a second time after restart; nothing is ever skipped.
-Each issue's ``(id, updated)`` is in the payload for a DAG that must be idempotent even then.
+polled again on the next start and fired then. The one window left is between an event
+being stored and its watermark write: the watch hands on at most :data:`UNCONFIRMED_BATCHES`
+batches ahead of the stored watermark, so a triggerer killed in the middle of a bulk change
+fires at most that many batches (``max_issues`` changes each) a second time after its
+restart; nothing is ever skipped. Each issue's ``(id, updated)`` is in the payload for a DAG
+that must be idempotent even then.
 
 On Airflow 3.0-3.2 (no asset state store, no ack mode) the watermark lives in the triggerer's
 memory: within one triggerer process each change fires once; changes made while no triggerer
@@ -110,6 +112,11 @@ NEEDS_A_PERSON: tuple[type[JiraError], ...] = (
     JiraScopeError,
     JiraPermissionError,
 )
+#: Airflow 3.3 ack mode: the most batches handed on whose watermark is not stored yet. It bounds
+#: what a triggerer killed in a bulk change fires again after its restart (this many events),
+#: and keeps a bulk change of any size within the triggerer's subscriber queue; a few in flight
+#: keep the triggerer's store-then-confirm rounds overlapping.
+UNCONFIRMED_BATCHES = 4
 #: the state store key prefix; the rest is a digest of the connection id and the JQL
 STATE_KEY_PREFIX = "jira_issues_changed:"
 
@@ -136,18 +143,26 @@ class Watermark:
         return cls(newest=ms, since=ms)
 
     def to_json(self) -> dict[str, Any]:
-        return {"newest": self.newest, "since": self.since, "seen": sorted([i, u] for i, u in self.seen)}
+        """Plain JSON; the pairs grouped by ``updated`` (a bulk change shares one), ids sorted."""
+        grouped: dict[int, list[str]] = {}
+        for issue_id, updated in self.seen:
+            grouped.setdefault(updated, []).append(issue_id)
+        return {
+            "newest": self.newest,
+            "since": self.since,
+            "seen_by_updated": {str(u): sorted(ids) for u, ids in sorted(grouped.items())},
+        }
 
     @classmethod
     def from_json(cls, value: Any) -> Watermark | None:
-        """``None`` for anything that is not a stored watermark (then the watch starts afresh)."""
+        """``None`` for anything that is not a stored watermark (then the watch starts afresh).
+        Reads the ``seen`` pairs list of earlier watermarks too."""
         try:
-            return cls(
-                newest=int(value["newest"]),
-                since=int(value["since"]),
-                seen=frozenset((str(i), int(u)) for i, u in value.get("seen") or ()),
-            )
-        except (TypeError, KeyError, ValueError):
+            pairs = {(str(i), int(u)) for i, u in value.get("seen") or ()}
+            for updated, ids in (value.get("seen_by_updated") or {}).items():
+                pairs.update((str(i), int(updated)) for i in ids)
+            return cls(newest=int(value["newest"]), since=int(value["since"]), seen=frozenset(pairs))
+        except (TypeError, KeyError, ValueError, AttributeError):
             return None
 
 
@@ -453,9 +468,15 @@ class _WatermarkProducer(SharedStreamProducer):
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self.kwargs = kwargs
         self.poller = IssuesChangedPoller(kwargs, _STORES.get(_identity(kwargs)))
+        self.unconfirmed = 0  # batches handed on that no advance() has settled yet
+        self._settled = asyncio.Event()
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         async for payload, after in self.poller.batches():
+            while self.unconfirmed >= UNCONFIRMED_BATCHES:
+                self._settled.clear()
+                await self._settled.wait()
+            self.unconfirmed += 1
             yield payload, (self.poller.generation, after)
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
@@ -486,6 +507,8 @@ class _WatermarkProducer(SharedStreamProducer):
             self.poller.committed = newest
         if rewind:
             self.poller.rewind()
+        self.unconfirmed = max(0, self.unconfirmed - len(batch))
+        self._settled.set()
 
 
 # -- the trigger ------------------------------------------------------------------------------------

@@ -131,3 +131,28 @@ def test_a_poll_whose_pages_repeat_what_it_read_says_so_and_ends(caplog) -> None
     assert jira.served == 2  # the first repeated page ends the poll
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "'project = ENG'" in warning and "not moving forward" in warning and "ENG-1" in warning
+
+
+@pytest.mark.skipif(not ic.HAS_ACK_MODE, reason="Airflow 3.3's shared streams (ack mode)")
+def test_in_ack_mode_the_watch_runs_at_most_a_few_batches_ahead_of_the_stored_watermark(emu: JiraCloudEmulator) -> None:
+    """What bounds the repeats after a triggerer killed in a bulk change, and the triggerer's queue."""
+    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
+
+    keys = emu.seed_issues(project="ENG", count=12, statuses=["To Do"])
+    emu.advance(1)
+
+    async def scenario() -> None:
+        producer = ic._WatermarkProducer(config(max_issues=2))
+        stream = Pump(producer.open_stream())
+        await _quiet_polls(emu, stream, 1)
+        emu.bulk_edit(keys, status="Done")  # six batches
+        handed = [await _next_batch(stream) for _ in range(ic.UNCONFIRMED_BATCHES)]
+        with pytest.raises(TimeoutError):  # nothing more until the triggerer confirms one
+            await asyncio.wait_for(stream.queue.get(), 1.0)
+        clean = AdvanceOutcome(acked=1, failed=0)
+        await producer.advance([AdvanceItem(broker_payload=handed[0][1], outcome=clean)])
+        fifth = await _next_batch(stream)
+        assert [k for p, _ in handed for k in p["keys"]] + fifth[0]["keys"] == keys[:10]
+        await stream.aclose()
+
+    asyncio.run(scenario())

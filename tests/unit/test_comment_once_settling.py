@@ -13,6 +13,9 @@ from airflow_provider_jira_auth.client.errors import JiraServerError
 from airflow_provider_jira_auth.client.idempotency import COMMENT_PROPERTY, add_comment_once, marker_label
 
 
+BOT = "712020:bot"
+
+
 class SlowJira:
     """The first POST's answer is a 504; the comment it made becomes visible on the Nth look."""
 
@@ -32,7 +35,16 @@ class SlowJira:
         return {"comments": [{"id": "7"}] if shown else [], "total": 1 if shown else 0}
 
     def comments_by_id(self, ids: Any, *, expand: Any = ()) -> list[dict[str, Any]]:
-        return [{"id": "7", "properties": [{"key": COMMENT_PROPERTY, "value": {"marker": self.marker}}]}]
+        return [
+            {
+                "id": "7",
+                "author": {"accountId": BOT},
+                "properties": [{"key": COMMENT_PROPERTY, "value": {"marker": self.marker}}],
+            }
+        ]
+
+    def myself(self) -> dict[str, Any]:
+        return {"accountId": BOT}
 
 
 def test_a_comment_still_being_saved_when_the_answer_was_lost_is_found_not_sent_again() -> None:
