@@ -68,6 +68,7 @@ from airflow_provider_jira_auth.client.errors import (
     JiraPermissionError,
     JiraRateLimitError,
     JiraScopeError,
+    JiraValidationError,
 )
 from airflow_provider_jira_auth.client.jql_time import (
     changes_jql,
@@ -111,6 +112,7 @@ NEEDS_A_PERSON: tuple[type[JiraError], ...] = (
     JiraAuthenticationError,
     JiraScopeError,
     JiraPermissionError,
+    JiraValidationError,  # Jira refuses the JQL (a field or project it does not know)
 )
 #: Airflow 3.3 ack mode: the most batches handed on whose watermark is not stored yet. It bounds
 #: what a triggerer killed in a bulk change fires again after its restart (this many events),

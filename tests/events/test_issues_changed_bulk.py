@@ -156,3 +156,22 @@ def test_in_ack_mode_the_watch_runs_at_most_a_few_batches_ahead_of_the_stored_wa
         await stream.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_jql_jira_refuses_is_an_error_that_names_jiras_reason(emu: JiraCloudEmulator, caplog) -> None:
+    """A 400 no wait cures (the project does not exist yet, the query is malformed) is an ERROR,
+    not an outage warning; the watch keeps trying, so a project created later is picked up."""
+
+    async def scenario() -> None:
+        stream = Pump(IssuesChangedPoller(config(jql="project in (", poll_interval=0.05), None).batches())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while not any(r.levelno == logging.ERROR for r in caplog.records):
+            assert loop.time() < deadline, "no error logged for a JQL Jira refuses"
+            await asyncio.sleep(0.05)
+        await stream.aclose()
+
+    with caplog.at_level(logging.WARNING, logger=ic.__name__):
+        asyncio.run(scenario())
+    [error, *_] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "JiraValidationError" in error and "no wait cures this" in error
