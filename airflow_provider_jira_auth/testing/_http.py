@@ -95,7 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        self._send(response)
+        try:
+            self._send(response)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up before the answer (a task killed while Jira was slow): as on
+            # a real server, the work is done and the answer goes nowhere.
+            self.close_connection = True
+            return
         if self.server.verbose:
             self.log_request(response.status)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,23 @@ def test_secrets_are_masked_in_task_logs_under_a_real_executor(deployment, emula
     leaked = [s for s in secrets if s and s in text]
     assert leaked == [], "secrets in the task log"
     assert text.count("***") >= 4
+
+
+def test_creates_killed_after_jira_applied_them_and_retried_at_once_make_each_issue_once(deployment, emulator):
+    """Jira's search lags 30 s; every first try's create is applied but its answer held back past
+    the task's execution_timeout (20 s), so Airflow kills the try and retries it at once
+    (retry_delay=0), inside the lag. Each retry must wait for the index, not create again."""
+    emulator.search_index_lag = 30
+    emulator.delay_next("POST", r"/rest/api/3/issue$", 45, times=10)
+    emulator.delay_next("POST", r"/rest/api/3/issue/bulk$", 45, times=1)
+    try:
+        result = deployment.run_dag("jira_exec_create_once_lagging", timeout=600)
+    finally:
+        emulator.search_index_lag = 0
+
+    result.assert_success()
+    summaries = [emulator.get_issue(key)["fields"]["summary"] for key in emulator.issue_keys()]
+    lagging = sorted(s for s in summaries if s.startswith("lagging "))
+    assert lagging == sorted([f"lagging single {n}" for n in range(10)] + [f"lagging bulk {n}" for n in range(10)])
+    creates = [r for r in emulator.requests if r.method == "POST" and re.search(r"/rest/api/3/issue(/bulk)?$", r.path)]
+    assert len(creates) == 11  # one send per task: no retry sent its create again

@@ -67,5 +67,27 @@ def jira_exec_writeback():
     token_status(call_jira.expand(worker=list(range(8))))
 
 
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, max_active_tasks=16)
+def jira_exec_create_once_lagging():
+    """Ten single creates and a bulk create of ten, create_once, each first try killed by its
+    execution_timeout after Jira applied the create (the test delays Jira's answers), retried at once."""
+    from datetime import timedelta
+
+    from airflow_provider_jira_auth.operators.jira_cloud import JiraCreateIssueOperator
+
+    once = {
+        "project_key": "ENG",
+        "create_once": True,
+        "index_lag": 40,
+        "retries": 1,
+        "retry_delay": timedelta(0),
+        "execution_timeout": timedelta(seconds=20),
+        "jira_conn_id": BASIC,
+    }
+    JiraCreateIssueOperator.partial(task_id="single", **once).expand(summary=[f"lagging single {n}" for n in range(10)])
+    JiraCreateIssueOperator(task_id="bulk", issues=[{"summary": f"lagging bulk {n}"} for n in range(10)], **once)
+
+
 jira_exec_masking()
 jira_exec_writeback()
+jira_exec_create_once_lagging()
