@@ -349,7 +349,8 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         for a bulk create.
     :param index_lag: with ``create_once``, how long (seconds) Jira's search may take to show a
         created issue: what a retry waits at most before it concludes that no earlier try
-        created the issue (default 30).
+        created the issue (default 30). The wait is part of the try: give the task an
+        ``execution_timeout`` well above it.
     :param jira_conn_id: the ``jira_cloud`` connection.
     """
 
