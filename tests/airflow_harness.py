@@ -1179,3 +1179,42 @@ def airflow_environment_fixture(
             env.stop()
 
     return _fixture
+
+
+class UsersAirflowEnvironment(AirflowEnvironment):
+    """The harness with real simple-auth-manager users instead of ``simple_auth_manager_all_admins``.
+
+    Each user's role is its name (``admin``, ``op``, ``viewer``...), and ``[core] test_connection``
+    is enabled, as in a deployment that offers Test. The harness' REST helpers (``add_connection``,
+    ``api``...) take a JWT from ``GET /auth/token``, which only ``all_admins`` allows: here they
+    sign in as ``admin`` (``POST /auth/token``) instead.
+    """
+
+    def __init__(self, root: Path, *, users: Iterable[str] = ("admin",), **kwargs: Any) -> None:
+        config = {
+            "core": {
+                "simple_auth_manager_all_admins": "False",
+                "simple_auth_manager_users": ",".join(f"{u}:{u}" for u in users),
+                "test_connection": "Enabled",
+            }
+        }
+        super().__init__(root, config=config, **kwargs)
+
+    def password(self, user: str) -> str:
+        """The password Airflow generated for ``user`` (api-server start writes them)."""
+        generated = self.home / "simple_auth_manager_passwords.json.generated"
+        return json.loads(generated.read_text())[user]
+
+    def session_token(self, user: str) -> str:
+        """A new JWT for ``user``: a session of its own."""
+        body = json.dumps({"username": user, "password": self.password(user)}).encode()
+        request = urllib.request.Request(
+            self.api_url + "/auth/token", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())["access_token"]
+
+    def api_token(self) -> str:
+        if self._token is None or self._token[1] < time.monotonic():
+            self._token = (self.session_token("admin"), time.monotonic() + 600)
+        return self._token[0]

@@ -26,31 +26,13 @@ import requests
 from airflow_provider_jira_auth.auth import broker_protocol
 from airflow_provider_jira_auth.connection_fields import CONN_FIELDS
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
-from tests.airflow_harness import AirflowEnvironment
+from tests.airflow_harness import UsersAirflowEnvironment
 from tests.db_connections import signing_secret
 
 pytestmark = pytest.mark.airflow_executor
 
 PAGE = "/jira-auth/connect"
 USERS = ("admin", "op")  # each user's role is its name
-
-
-class _UsersEnvironment(AirflowEnvironment):
-    def password(self, user: str) -> str:
-        return json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())[user]
-
-    def session_token(self, user: str) -> str:
-        """A new JWT for ``user``: a session of its own."""
-        answer = requests.post(
-            self.api_url + "/auth/token", json={"username": user, "password": self.password(user)}, timeout=30
-        )
-        answer.raise_for_status()
-        return answer.json()["access_token"]
-
-    def api_token(self) -> str:
-        if self._token is None or self._token[1] < time.monotonic():
-            self._token = (self.session_token("admin"), time.monotonic() + 600)
-        return self._token[0]
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +45,7 @@ def emulator():
 def airflow(tmp_path_factory):
     root = tmp_path_factory.mktemp("airflow-page")
     (root / "dags").mkdir()
-    config = {
-        "core": {
-            "simple_auth_manager_all_admins": "False",
-            "simple_auth_manager_users": ",".join(f"{u}:{u}" for u in USERS),
-            "test_connection": "Enabled",
-        }
-    }
-    env = _UsersEnvironment(root, dags_folder=root / "dags", parallelism=2, config=config)
+    env = UsersAirflowEnvironment(root, users=USERS, dags_folder=root / "dags", parallelism=2)
     env.start()
     try:
         yield env

@@ -6,50 +6,12 @@ Airflow uses the simple auth manager with real users (``admin`` and ``viewer``, 
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
 from airflow_provider_jira_auth.testing import JiraCloudEmulator
-from tests.airflow_harness import AirflowEnvironment
+from tests.airflow_harness import UsersAirflowEnvironment
 
 USERS = ("admin", "viewer")
-
-
-class UsersAirflowEnvironment(AirflowEnvironment):
-    """The harness with real simple-auth-manager users instead of ``simple_auth_manager_all_admins``.
-
-    The harness' REST helpers (``add_connection``, ``api``...) take a JWT from ``GET /auth/token``,
-    which only ``all_admins`` allows: here they sign in as ``admin`` (``POST /auth/token``) instead.
-    """
-
-    def __init__(self, root: Path, **kwargs) -> None:
-        config = {
-            "core": {
-                "simple_auth_manager_all_admins": "False",
-                "simple_auth_manager_users": ",".join(f"{u}:{u}" for u in USERS),
-                "test_connection": "Enabled",
-            }
-        }
-        super().__init__(root, config=config, **kwargs)
-
-    def password(self, user: str) -> str:
-        """The password Airflow generated for ``user`` (api-server start writes them)."""
-        generated = self.home / "simple_auth_manager_passwords.json.generated"
-        return json.loads(generated.read_text())[user]
-
-    def api_token(self) -> str:
-        if self._token is None or self._token[1] < time.monotonic():
-            body = json.dumps({"username": "admin", "password": self.password("admin")}).encode()
-            request = urllib.request.Request(
-                self.api_url + "/auth/token", data=body, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                self._token = (json.loads(answer.read())["access_token"], time.monotonic() + 600)
-        return self._token[0]
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +24,7 @@ def emulator():
 def airflow(tmp_path_factory):
     root = tmp_path_factory.mktemp("airflow-ui")
     (root / "dags").mkdir()
-    env = UsersAirflowEnvironment(root, dags_folder=root / "dags", parallelism=2)
+    env = UsersAirflowEnvironment(root, users=USERS, dags_folder=root / "dags", parallelism=2)
     env.start()
     try:
         yield env
