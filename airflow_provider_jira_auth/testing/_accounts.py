@@ -26,6 +26,12 @@ class User:
     scopes: tuple[str, ...] = field(default_factory=tuple)
     #: the profile's time zone (IANA name): ``myself`` shows it, and JQL reads dates in it
     time_zone: str = "Etc/UTC"
+    #: keys of the projects the account may browse; ``None``: every project. An issue of another
+    #: project is invisible to it: missing from searches, 404 on reads, as Jira answers
+    projects: frozenset[str] | None = None
+
+    def may_browse(self, project_key: str) -> bool:
+        return self.projects is None or project_key.upper() in self.projects
 
     def to_json(self) -> dict[str, Any]:
         """The user as Jira shows it in ``assignee``, ``author``, ``myself``..."""

@@ -147,8 +147,15 @@ def _bulk_issue_list(request: Request, allowed: frozenset[str], limit: int) -> t
     return body, wanted
 
 
+def _visible(caller: Caller, issue: Issue | None) -> Issue | None:
+    """``issue`` if the caller may browse its project, else ``None`` (Jira shows it to nobody else)."""
+    if issue is None or caller.user is None or caller.user.may_browse(issue.project):
+        return issue
+    return None
+
+
 def _issue_or_404(caller: Caller, params: dict[str, str]) -> Issue:
-    issue = caller.site.find_issue(params["issueIdOrKey"])
+    issue = _visible(caller, caller.site.find_issue(params["issueIdOrKey"]))
     if issue is None:
         raise HttpError(jira_error(404, [NO_ISSUE]))
     return issue
@@ -316,7 +323,14 @@ class JiraRestApi:
         except JqlError as exc:
             raise HttpError(jira_error(400, [str(exc)])) from None
         site = caller.site
-        found = [issue for issue in site.ordered if matches(issue) and site.searchable(issue, reconciled)]
+        user = caller.user
+        found = [
+            issue
+            for issue in site.ordered
+            if matches(issue)
+            and site.searchable(issue, reconciled)
+            and (user is None or user.may_browse(issue.project))
+        ]
         return sort_issues(found, query.order) if ordered else found
 
     def approximate_count(self, caller: Caller, params: dict[str, str], request: Request) -> Response:
@@ -339,7 +353,7 @@ class JiraRestApi:
         found: dict[int, Issue] = {}
         errors = []
         for value in wanted:
-            issue = caller.site.find_issue(str(value))
+            issue = _visible(caller, caller.site.find_issue(str(value)))
             if issue is None:
                 continue  # not found or not visible: Jira leaves it out without a word
             if caller.site.take_bulkfetch_error(issue):
@@ -486,7 +500,7 @@ class JiraRestApi:
                 return jira_error(400, ["The nextPageToken is invalid."])
         issues: dict[int, Issue] = {}
         for value in wanted:
-            issue = caller.site.find_issue(str(value))
+            issue = _visible(caller, caller.site.find_issue(str(value)))
             if issue is not None:
                 issues[issue.id] = issue
         groups, next_offset = caller.site.bulk_changelog(list(issues.values()), offset, limit)

@@ -222,11 +222,13 @@ class JiraCloudEmulator:
         scopes: Iterable[str] | None = None,
         display_name: str | None = None,
         time_zone: str = "Etc/UTC",
+        projects: Iterable[str] | None = None,
     ) -> User:
         """An account with one API token; ``scoped=True`` (or any ``scopes``) makes it a scoped token.
 
         ``time_zone`` (an IANA name) is the profile's: ``GET /myself`` shows it and JQL dates
         the user writes are read in it. Change ``user.time_zone`` later to move the user.
+        ``projects``: the keys of the projects it may browse (default: all); see :meth:`set_browse`.
         """
         scoped = scoped or scopes is not None
         chosen = tuple(scopes) if scopes is not None else (DEFAULT_TOKEN_SCOPES if scoped else ())
@@ -234,7 +236,15 @@ class JiraCloudEmulator:
         with self._lock:
             user = self._accounts.add(email, api_token, scoped=scoped, scopes=chosen, display_name=display_name)
             user.time_zone = time_zone
+            user.projects = None if projects is None else frozenset(p.upper() for p in projects)
             return user
+
+    def set_browse(self, user: User, projects: Iterable[str] | None) -> None:
+        """Let ``user`` browse only ``projects`` (keys; ``None``: every project), as a Jira admin
+        changing a permission scheme would: issues of other projects vanish from its searches
+        and answer 404 to its reads, with no other sign."""
+        with self._lock:
+            user.projects = None if projects is None else frozenset(p.upper() for p in projects)
 
     def add_oauth_app(
         self,
