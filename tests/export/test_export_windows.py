@@ -125,6 +125,19 @@ def test_the_query_is_written_in_the_users_zone_rounded_outward(emu, tmp_path) -
     assert f'updated < "{end:%Y-%m-%d} 05:31"' in event["jql"]
 
 
+def test_the_query_reaches_back_by_overlap_before_the_windows_start(emu, tmp_path) -> None:
+    end = midnight_days_ago(1) + timedelta(seconds=30)
+    emu.reset_requests()
+
+    _, event, _ = run_day(tmp_path, end, end - timedelta(days=1), overlap=600)
+
+    # Start D-1 00:00:30 UTC is 05:30:30 in Kolkata; ten minutes before it, rounded down: 05:20.
+    day = (end - timedelta(days=1)).strftime("%Y-%m-%d")
+    assert f'updated >= "{day} 05:20" AND updated < "{end:%Y-%m-%d} 05:31"' in event["jql"]
+    searched = [r.body["jql"] for r in emu.requests if r.path.endswith("/search/jql") and isinstance(r.body, dict)]
+    assert searched and all(jql == event["jql"] for jql in searched)
+
+
 def test_an_empty_window_writes_an_empty_file_and_says_so(emu, tmp_path) -> None:
     emu.seed_issue(created=midnight_days_ago(10))
     end = midnight_days_ago(1)

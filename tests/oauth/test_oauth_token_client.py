@@ -131,6 +131,31 @@ def test_token_endpoint_503_is_retried_then_succeeds(
     assert len(sleeps) == 2
 
 
+def test_a_rate_limit_longer_than_the_token_endpoints_bound_is_given_up_at_once(
+    emu: JiraCloudEmulator, initial: TokenState, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client's own (default) policy: a Retry-After up to its 30 s bound is waited out, a longer
+    # one is not (the refresh is the caller's to retry later, well inside the reuse leeway). Its
+    # waits are recorded instead of slept.
+    app = emu.default_app
+    client = OAuthTokenClient(emu.auth_url, app.client_id, app.client_secret, conn_id=CONN_ID, timeout=5)
+    monkeypatch.setattr(client.retry._retrying, "sleep", sleeps.append)
+    rate_limited = {"status": 429, "body": {"error": "rate_limited"}}
+
+    emu.fail_next("POST", r"^/oauth/token$", headers={"Retry-After": "30"}, **rate_limited)
+    state = client.refresh(initial)
+    assert state.access_token and len(sleeps) == 1 and sleeps[0] >= 30
+
+    emu.reset_requests()
+    sleeps.clear()
+    emu.fail_next("POST", r"^/oauth/token$", headers={"Retry-After": "31"}, times=5, **rate_limited)
+    with pytest.raises(JiraOAuthError, match="HTTP 429"):
+        client.refresh(state)
+
+    assert [call.status for call in token_calls(emu)] == [429]
+    assert sleeps == []
+
+
 def test_dropped_connection_on_refresh_is_retried_and_the_retired_token_still_works(
     emu: JiraCloudEmulator, token_client: OAuthTokenClient, initial: TokenState
 ) -> None:

@@ -84,3 +84,37 @@ def test_a_512_mib_body_gets_413_within_a_second_and_the_server_does_not_grow(st
     )
     # And it still serves.
     assert server.post(b"{}", "0" * 64).status_code in (400, 403)
+
+
+#: How long the client waits for the answer to a request whose body it never sends.
+NO_BODY_TIMEOUT = 5.0
+
+
+def test_a_declared_length_over_the_cap_gets_413_without_waiting_for_a_body_that_never_comes(start_broker):
+    from airflow_provider_jira_auth.plugins.token_broker import MAX_BODY
+
+    server = start_broker()
+    assert server.post(b"{}", "0" * 64).status_code in (400, 403)  # warmed up, as above
+    head = (
+        f"POST {broker_protocol.PATH} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Content-Type: application/json\r\n{broker_protocol.SIGNATURE_HEADER}: {'0' * 64}\r\n"
+        f"Content-Length: {MAX_BODY + 1}\r\n\r\n"
+    ).encode()
+
+    answer = b""
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(NO_BODY_TIMEOUT)
+        sock.sendall(head)  # and not a byte of the body
+        try:
+            while b"\r\n\r\n" not in answer:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except TimeoutError:
+            pass
+
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 413"), (status_line, server.log()[-2000:])
+    # And it still serves.
+    assert server.post(b"{}", "0" * 64).status_code in (400, 403)

@@ -82,6 +82,18 @@ def test_an_issue_already_where_the_transition_leads_is_there_whatever_the_searc
     assert summary == {"moved": [keys[1], keys[3]], "already": [keys[0], keys[2]], "failed": [], "dry_run": False}
 
 
+def test_a_transition_that_leads_back_to_the_issues_own_status_is_not_sent(jira: Jira, context) -> None:
+    # A self-loop ("Log Work": In Progress -> In Progress) is offered, but taking it moves nothing.
+    jira.emu.add_transition("In Progress", "Log Work", "In Progress")
+    keys = jira.emu.seed_issues(project="OPS", count=3, statuses=["In Progress"])
+    jira.emu.reset_requests()
+
+    summary = _bulk(jira, transition="Log Work").execute(context)
+
+    assert summary == {"moved": [], "already": keys, "failed": [], "dry_run": False}
+    assert not [p for m, p in jira.api_calls() if m == "POST" and p.endswith("/transitions")]
+
+
 def test_an_unknown_transition_fails_naming_it_and_the_available_ones(jira: Jira, context) -> None:
     keys = jira.emu.seed_issues(project="OPS", count=3, statuses=["To Do"])
 

@@ -128,3 +128,33 @@ def test_the_variable_store_keeps_rotating_state_for_an_env_var_connection(jira_
     assert first["refresh_token"] != seed  # rotated away from the connection's seed...
     assert second["refresh_token"] not in (seed, first["refresh_token"])  # ...then from the Variable's own
     assert emu.stats.family_revocations == 0 and emu.stats.reuse_within_leeway == 0
+
+
+@pytest.mark.parametrize("kind", ["connection", "variable"])
+def test_a_save_refuses_to_overwrite_a_refresh_token_written_outside_the_lock(jira_emulator, kind):
+    # A consent (or an edit) writes a new grant while a refresh that read the old one is under way:
+    # the refresh's save compares against what it read, and the new grant stays.
+    from airflow_provider_jira_auth.auth.stores.airflow_db import ConnectionTokenStore, VariableTokenStore
+
+    conn_id = f"jira_cas_{kind}"
+    put_connection(conn_id, jira_emulator.connection_json("oauth2"))
+    seed = connection_extra(conn_id)["refresh_token"]
+    if kind == "connection":
+        store = ConnectionTokenStore(conn_id)
+    else:
+        store = VariableTokenStore(conn_id, seed_refresh_token=seed)
+    read = store.load()
+    assert read is not None and read.refresh_token == seed
+
+    consented = read.with_changes(refresh_token="rt-consented-meanwhile", access_token=None)
+    if kind == "connection":
+        put_connection(conn_id, jira_emulator.connection_json("oauth2"), refresh_token=consented.refresh_token)
+    else:
+        VariableTokenStore(conn_id).save(consented, None)  # as a consent writes the store
+
+    rotated = read.with_changes(refresh_token="rt-rotated-from-the-old-grant", access_token="at-rotated")
+    with pytest.raises(JiraTokenStoreError, match="replaced outside the provider's lock") as caught:
+        store.save(rotated, read)
+
+    assert store.load().refresh_token == consented.refresh_token
+    assert "rt-" not in str(caught.value) and seed not in str(caught.value)

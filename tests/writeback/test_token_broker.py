@@ -75,6 +75,18 @@ def test_a_replayed_or_stale_request_is_refused(broker, oauth):
     assert stale.status_code == 403 and stale.json()["error"] == "stale"
 
 
+@pytest.mark.parametrize("skew", [broker_protocol.MAX_SKEW + 60, -(broker_protocol.MAX_SKEW + 60)], ids=["old", "future"])
+def test_a_request_stamped_outside_the_window_is_refused_even_with_a_fresh_nonce(broker, oauth, jira_emulator, skew):
+    # Correctly signed, with a nonce never sent before: only its timestamp is wrong.
+    body, _ = broker_protocol.signed_request(oauth["client_secret"], "jira_broker", min_valid=0)
+    stamped = json.dumps(json.loads(body) | {"ts": time.time() - skew}, separators=(",", ":")).encode()
+
+    answer = post(broker, stamped, broker_protocol.sign(oauth["client_secret"], stamped))
+
+    assert answer.status_code == 403 and answer.json()["error"] == "stale"
+    assert jira_emulator.stats.token_refreshes == 0
+
+
 def test_force_refreshes_and_an_absurd_min_valid_does_not(broker, oauth, jira_emulator):
     first = post(broker, *broker_protocol.signed_request(oauth["client_secret"], "jira_broker", min_valid=0))
     refreshes = jira_emulator.stats.token_refreshes
