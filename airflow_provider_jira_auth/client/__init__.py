@@ -35,6 +35,7 @@ _WHERE = {
     "JiraScopeError": "errors",
     "JiraSearchPageError": "errors",
     "JiraServerError": "errors",
+    "JiraTokenStoreConflictError": "errors",
     "JiraTokenStoreError": "errors",
     "JiraTransportError": "errors",
     "JiraValidationError": "errors",
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
     from airflow_provider_jira_auth.client.adf import ensure_adf, is_adf, text_to_adf
     from airflow_provider_jira_auth.client.auth_flow import JiraAuth
     from airflow_provider_jira_auth.client.bulk import BulkCreateErrorItem, BulkCreateResult, BulkFetchResult
-    from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraSearchPageError, JiraServerError, JiraTokenStoreError, JiraTransportError, JiraValidationError
+    from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraAuthenticationError, JiraBulkError, JiraClientSecretError, JiraConfigError, JiraError, JiraGoneError, JiraGrantRevokedError, JiraHTTPError, JiraNotFoundError, JiraOAuthError, JiraPathError, JiraPermissionError, JiraRateLimitError, JiraResponseError, JiraScopeError, JiraSearchPageError, JiraServerError, JiraTokenStoreConflictError, JiraTokenStoreError, JiraTransportError, JiraValidationError
     from airflow_provider_jira_auth.client.error_mapping import error_from_response
     from airflow_provider_jira_auth.client.http import JiraClient
     from airflow_provider_jira_auth.client.jql import jql_list, jql_quote
@@ -103,6 +104,7 @@ __all__ = [
     "JiraScopeError",
     "JiraSearchPageError",
     "JiraServerError",
+    "JiraTokenStoreConflictError",
     "JiraTokenStoreError",
     "JiraTransportError",
     "JiraValidationError",

@@ -309,6 +309,11 @@ class JiraTokenStoreError(JiraError):
     """The token store could not read or persist the token state."""
 
 
+class JiraTokenStoreConflictError(JiraTokenStoreError):
+    """A save's compare-and-swap failed: the store no longer holds the refresh token the refresh
+    read (a new consent or an edit replaced it). Not retried: the newer grant is kept."""
+
+
 class JiraTriggerError(JiraError):
     """A Jira error a trigger met, re-raised in the task; ``error_type`` names the original class."""
 

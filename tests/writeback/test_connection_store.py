@@ -8,6 +8,7 @@ tests/executor/.
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
@@ -158,3 +159,29 @@ def test_a_save_refuses_to_overwrite_a_refresh_token_written_outside_the_lock(ji
 
     assert store.load().refresh_token == consented.refresh_token
     assert "rt-" not in str(caught.value) and seed not in str(caught.value)
+
+
+def test_a_refresh_that_lost_to_a_new_consent_is_neither_retried_nor_called_a_store_failure(
+    jira_emulator, monkeypatch, caplog
+):
+    # The compare-and-swap refusal is not a failing store: saving again would fail again and must
+    # not win. One attempt, no wait, an error that says the newer grant is kept (no CRITICAL).
+    from airflow_provider_jira_auth.auth.stores import base
+    from airflow_provider_jira_auth.auth.stores.airflow_db import VariableTokenStore
+    from airflow_provider_jira_auth.client.errors import JiraTokenStoreConflictError
+
+    conn_id = "jira_cas_lost"
+    put_connection(conn_id, jira_emulator.connection_json("oauth2"))
+    store = VariableTokenStore(conn_id, seed_refresh_token=connection_extra(conn_id)["refresh_token"])
+    read = store.load()
+    VariableTokenStore(conn_id).save(read.with_changes(refresh_token="rt-consented", access_token=None), None)
+    waits: list[float] = []
+    monkeypatch.setattr(base.time, "sleep", waits.append)
+
+    with caplog.at_level(logging.WARNING), pytest.raises(JiraTokenStoreConflictError):
+        store.save_with_retries(read.with_changes(refresh_token="rt-rotated", access_token="at"), read)
+
+    assert waits == []
+    assert store.load().refresh_token == "rt-consented"
+    assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert any("keeping the newer one" in r.getMessage() for r in caplog.records)

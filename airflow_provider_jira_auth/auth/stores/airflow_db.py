@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_jira_auth.auth.stores.base import TokenStore
 from airflow_provider_jira_auth.auth.token_state import TokenState
-from airflow_provider_jira_auth.client.errors import JiraTokenStoreError
+from airflow_provider_jira_auth.client.errors import JiraTokenStoreConflictError, JiraTokenStoreError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -241,7 +241,7 @@ class _MetadataDbStore(TokenStore):
                 and stored is not None
                 and stored.refresh_token not in (previous.refresh_token, new.refresh_token)
             ):
-                raise JiraTokenStoreError(
+                raise JiraTokenStoreConflictError(
                     f"the refresh token in the {self.describe()} was replaced outside the provider's lock "
                     "(a new consent, or an edit?); keeping that one"
                 )

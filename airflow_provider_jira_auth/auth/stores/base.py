@@ -22,6 +22,7 @@ from airflow_provider_jira_auth.auth.token_state import TokenState
 from airflow_provider_jira_auth.client.errors import (
     JiraClientSecretError,
     JiraGrantRevokedError,
+    JiraTokenStoreConflictError,
     JiraTokenStoreError,
     describe_error,
 )
@@ -153,6 +154,15 @@ class TokenStore(ABC):
             try:
                 self.save(new, previous)
                 return
+            except JiraTokenStoreConflictError:
+                # Not a failing store: a newer grant (a consent, an edit) replaced the one this
+                # refresh read. Saving again would fail again, and must not win: it is kept.
+                log.error(
+                    "The %s no longer holds the refresh token this refresh of connection %r read "
+                    "(a new consent or an edit replaced it): keeping the newer one, discarding this refresh",
+                    self.describe(), self.conn_id,
+                )
+                raise
             except Exception as exc:
                 if attempt == self.save_attempts:
                     log.critical(

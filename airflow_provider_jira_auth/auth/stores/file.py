@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from airflow_provider_jira_auth.auth.stores.base import TokenStore
 from airflow_provider_jira_auth.auth.token_state import TokenState
-from airflow_provider_jira_auth.client.errors import JiraTokenStoreError
+from airflow_provider_jira_auth.client.errors import JiraTokenStoreConflictError, JiraTokenStoreError
 
 if TYPE_CHECKING:
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
@@ -316,7 +316,7 @@ def _is_plain_name(name: str) -> bool:
 def _check_unchanged(store: TokenStore, stored: TokenState | None, previous: TokenState, new: TokenState) -> None:
     """The compare of compare-and-swap: the stored refresh token must be ``previous``'s (or ``new``'s)."""
     if stored is None or stored.refresh_token not in (previous.refresh_token, new.refresh_token):
-        raise JiraTokenStoreError(
+        raise JiraTokenStoreConflictError(
             f"the {store.describe()} was changed outside its lock (it no longer holds the refresh token this "
             "process read); not overwriting it. Another tool may be writing it: use only this provider and "
             f"its consent step (airflow-jira-auth authorize --conn-id {store.conn_id})"

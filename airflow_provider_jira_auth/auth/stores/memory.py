@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from airflow_provider_jira_auth.auth.stores.base import TokenStore
 from airflow_provider_jira_auth.auth.token_state import TokenState
-from airflow_provider_jira_auth.client.errors import JiraTokenStoreError
+from airflow_provider_jira_auth.client.errors import JiraTokenStoreConflictError
 
 
 class MemoryTokenStore(TokenStore):
@@ -42,7 +42,7 @@ class MemoryTokenStore(TokenStore):
         if previous is not None and (
             stored is None or stored.refresh_token not in (previous.refresh_token, new.refresh_token)
         ):
-            raise JiraTokenStoreError(
+            raise JiraTokenStoreConflictError(
                 f"the {self.describe()} was changed outside its lock (it no longer holds the refresh token "
                 "this update read); not overwriting it"
             )
