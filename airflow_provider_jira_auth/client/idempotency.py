@@ -100,6 +100,12 @@ def _unsure(exc: JiraError) -> bool:
     return isinstance(exc, (JiraTransportError, JiraServerError))
 
 
+def wait(seconds: float) -> None:
+    """How a lookup waits between looks when its caller gives no ``sleep`` (read at each call, so
+    a test can run the waits on the emulator's clock)."""
+    time.sleep(seconds)
+
+
 def index_waits(within: float) -> Iterator[float]:
     """Waits between looks that add up to ``within`` seconds: 0.5, 1, 2, 4, 8, 8 ... (the last one cut short)."""
     spent, wait = 0.0, FIRST_WAIT
@@ -255,7 +261,7 @@ def create_issue_once(
     *,
     retrying: bool = False,
     index_lag: float = INDEX_LAG,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """``POST issue`` at most once for ``idempotency_key``; returns ``{"id", "key", "self"}``.
 
@@ -263,6 +269,7 @@ def create_issue_once(
         its issue for ``index_lag`` seconds before creating one.
     :param index_lag: how long Jira's search may take to show a created issue (:data:`INDEX_LAG`).
     """
+    sleep = sleep or wait
     label = marker_label(idempotency_key)
     projects = {label: (payload.get("fields") or {}).get("project")}
     own = _OwnAccount(client)
@@ -292,10 +299,11 @@ def create_issues_once(
     raise_on_error: bool = True,
     retrying: bool = False,
     index_lag: float = INDEX_LAG,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> BulkCreateResult:
     """``POST issue/bulk`` in chunks of 50, each issue at most once for its key (same order as
     ``items``); ``retrying`` and ``index_lag`` as for :func:`create_issue_once`."""
+    sleep = sleep or wait
     updates = [issue_update(item) for item in items]
     if len(idempotency_keys) != len(updates):
         raise ValueError(f"{len(idempotency_keys)} idempotency keys for {len(updates)} issues: give one per issue")
@@ -412,9 +420,10 @@ def add_comment_once(
     body: dict[str, Any],
     idempotency_key: str,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """``POST issue/{key}/comment`` at most once for ``idempotency_key``; returns the comment."""
+    sleep = sleep or wait
     marker = marker_label(idempotency_key)
     own = _OwnAccount(client)
     existing = find_marked_comment(client, issue_key, marker, own=own)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_jira_auth.client.errors import JiraArgumentError, JiraTransitionError
-from airflow_provider_jira_auth.client.idempotency import INDEX_LAG
 from airflow_provider_jira_auth.connection_fields import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -379,7 +378,7 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         fail_on_error: bool = True,
         create_once: bool = False,
         idempotency_key: str | None = None,
-        index_lag: float = INDEX_LAG,
+        index_lag: float | None = None,
         jira_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -400,9 +399,13 @@ class JiraCreateIssueOperator(JiraOperatorMixin, BaseOperator):
         if self.create_once:  # it looks for its markers with a search first (read:jira-work), and
             # an issue holding one counts only if its creator is the account of GET /myself
             self._also_calls("search_issues", "myself")
-        if isinstance(index_lag, bool) or not isinstance(index_lag, (int, float)) or index_lag < 0:
+        if index_lag is not None and (
+            isinstance(index_lag, bool) or not isinstance(index_lag, (int, float)) or index_lag < 0
+        ):
             raise ValueError(f"index_lag must be a number of seconds >= 0, got {index_lag!r}")
-        self.index_lag = float(index_lag)
+        # None: the client's default (client.idempotency.INDEX_LAG), read when the task runs, so
+        # parsing a DAG file does not import the create-once machinery.
+        self.index_lag = None if index_lag is None else float(index_lag)
         self.idempotency_key = idempotency_key
         self.jira_conn_id = jira_conn_id
 

@@ -111,21 +111,26 @@ def test_a_retry_that_finds_nothing_waits_the_whole_index_lag_then_creates_once(
     assert summaries(emu, "nothing before") == ["nothing before"]
 
 
-def test_the_operator_retry_waits_for_the_index(jira: Jira, context) -> None:
-    """JiraCreateIssueOperator on try 2 tells the lookup it is a retry (a short real lag here:
-    the operator waits on the real clock)."""
+def test_the_operator_retry_waits_for_the_index(lagging: Jira, context, monkeypatch) -> None:
+    """JiraCreateIssueOperator on try 2 tells the lookup it is a retry; its waits run on the
+    emulator's clock (the lookup's default wait, moved there), so the index catches up exactly
+    as the waits add up."""
+    from airflow_provider_jira_auth.client import idempotency
     from airflow_provider_jira_auth.operators.jira_cloud import JiraCreateIssueOperator, once_key
 
-    jira.emu.search_index_lag = 1.0
+    emu = lagging.emu
+    waits: list[float] = []
+    monkeypatch.setattr(idempotency, "wait", lambda s: (waits.append(s), emu.advance(s)))
     op = JiraCreateIssueOperator(
-        task_id="t", project_key="ENG", summary="operator retry", create_once=True, index_lag=2.0,
-        jira_conn_id=jira.conn_id,
+        task_id="t", project_key="ENG", summary="operator retry", create_once=True, index_lag=LAG + 1,
+        jira_conn_id=lagging.conn_id,
     )
-    first = killed_after_jira_created(jira, "operator retry", once_key(context, None))
+    first = killed_after_jira_created(lagging, "operator retry", once_key(context, None))
     context["ti"].try_number = 2
 
     assert op.execute(context) == first
-    assert summaries(jira.emu, "operator retry") == ["operator retry"]
+    assert summaries(emu, "operator retry") == ["operator retry"]
+    assert waits  # it had to wait for the index
 
 
 # -- other users' markers ----------------------------------------------------------------------------
