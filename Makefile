@@ -29,8 +29,13 @@ browser:
 	  fi; \
 	fi
 
+# The whole suite, spread over TEST_WORKERS pytest-xdist workers (each with its own metadata
+# database and Airflow home, see tests/conftest.py): most tests wait on sockets and on Airflow
+# processes, so four workers keep two cores busy. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+
 test: install browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Each older supported Airflow minor, installed with its pins from constraints/: fast tests,
 # `airflow providers hooks`, every example DAG. COMPAT_MINORS="3.1" checks just that one.

@@ -70,6 +70,21 @@ def policy(sleeps: list[float]):
     return RetryPolicy(backoff_initial=0.01, retry_after_floor=0.01, sleep=sleeps.append)
 
 
+# The folders whose tests start real Airflow processes (api-server, scheduler, triggerer, many
+# task processes) run first: spread over xdist workers (`make test`), a long test that starts
+# last would keep the whole run waiting alone. Within a folder, and for every other folder, the
+# collection order stays, so a module's tests stay together with its fixtures.
+_SLOW_FIRST = ("stress", "executor", "events", "writeback", "security", "harness", "cli", "ui", "export", "bench")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
+        return _SLOW_FIRST.index(parts[0]) if len(parts) > 1 and parts[0] in _SLOW_FIRST else len(_SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the collection order within a rank
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _PG_DB:
         try:

@@ -39,6 +39,7 @@ class JiraOAuth2Auth(JiraAuth):
     :param margin: ask the provider for a new token when the cached one has less than this left.
     :param on_token: called with every new access token and refresh token seen, e.g. Airflow's
         ``mask_secret``.
+    :param clock: "now" in epoch seconds; by default the provider's.
     """
 
     unauthorized_hint = UNAUTHORIZED_HINT
@@ -49,8 +50,10 @@ class JiraOAuth2Auth(JiraAuth):
         *,
         margin: float = DEFAULT_EXPIRY_MARGIN,
         on_token: Callable[[str], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.provider = provider
+        self.clock: Callable[[], float] = clock or getattr(provider, "clock", time.time)
         self.margin = margin
         self.on_token = on_token
         self._lock = threading.Lock()
@@ -134,7 +137,7 @@ class JiraOAuth2Auth(JiraAuth):
         """The cached access token if it has more than the margin left (the one freshness test,
         :meth:`TokenState.is_fresh`), else ``None``."""
         state = self._state
-        return state.access_token if state is not None and state.is_fresh(self.margin) else None
+        return state.access_token if state is not None and state.is_fresh(self.margin, self.clock()) else None
 
     def _remember(self, state: TokenState) -> str:
         """Cache ``state``'s access token (telling ``on_token`` about new values) and return it."""

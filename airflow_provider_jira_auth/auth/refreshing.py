@@ -7,6 +7,7 @@ No Airflow imports.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -51,14 +52,21 @@ class RefreshingTokenProvider:
     :param store: where the connection's state lives.
     :param token_client: the app's token endpoint.
     :param margin: refresh when the access token has less than this many seconds left.
+    :param clock: "now" in epoch seconds; by default the token client's.
     """
 
     def __init__(
-        self, store: TokenStore, token_client: OAuthTokenClient, *, margin: float = DEFAULT_EXPIRY_MARGIN
+        self,
+        store: TokenStore,
+        token_client: OAuthTokenClient,
+        *,
+        margin: float = DEFAULT_EXPIRY_MARGIN,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.token_client = token_client
         self.margin = margin
+        self.clock: Callable[[], float] = clock or getattr(token_client, "clock", time.time)
 
     def __repr__(self) -> str:
         return f"RefreshingTokenProvider({self.describe()})"
@@ -71,13 +79,15 @@ class RefreshingTokenProvider:
         state = self.store.load()
         # A refresh marker means a refresh is under way or died midway; the locked path tells
         # which (see TokenStore.refreshing), so only an unmarked state takes the fast path.
-        if state is not None and state.refresh_started_at is None and state.is_fresh(want):
+        if state is not None and state.refresh_started_at is None and state.is_fresh(want, self.clock()):
             return state
-        return self._refresh_if(lambda current: not current.is_fresh(want), "expiring", want)
+        return self._refresh_if(lambda current: not current.is_fresh(want, self.clock()), "expiring", want)
 
     def force_refresh(self, rejected_access_token: str) -> TokenState:
         return self._refresh_if(
-            lambda current: current.access_token == rejected_access_token or not current.is_fresh(self.margin),
+            lambda current: (
+                current.access_token == rejected_access_token or not current.is_fresh(self.margin, self.clock())
+            ),
             "refused by Jira",
             self.margin,
         )
@@ -100,12 +110,12 @@ class RefreshingTokenProvider:
             "new refresh token saved" if state.refresh_token != refresh.current.refresh_token
             else "Atlassian kept the refresh token",
         )
-        if not state.is_fresh(min_valid):
+        if not state.is_fresh(min_valid, self.clock()):
             log.warning(
                 "Atlassian issued an access token for connection %r valid %.0f s, less than the %.0f s "
                 "refresh margin: every request will refresh. Lower the margin.",
                 self.store.conn_id,
-                state.access_token_valid_for(),
+                state.access_token_valid_for(self.clock()),
                 min_valid,
             )
         return state

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -148,6 +148,7 @@ class OAuthTokenClient:
     :param retry: the project's retry policy; its waits and attempts apply to the token endpoint,
         where 5xx and transport errors are retried too (a refresh is safe to repeat).
     :param session: a session to use; it is not closed by :meth:`close`.
+    :param clock: "now" in epoch seconds, which expiry times count from (tests pass a movable one).
     """
 
     def __init__(
@@ -161,8 +162,10 @@ class OAuthTokenClient:
         verify: bool | str = True,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.auth_url = normalize_base_url(auth_url, "extra.auth_url")
+        self.clock = clock
         self.token_url = token_url(self.auth_url)
         self.client_id = client_id
         self._client_secret = client_secret
@@ -205,7 +208,7 @@ class OAuthTokenClient:
         :raises JiraTransportError: no answer after the retries.
         """
         body = {"grant_type": "refresh_token", "refresh_token": state.refresh_token}
-        now = time.time()
+        now = self.clock()
         # Safe to repeat: if Atlassian rotated the token and the answer was lost, the retired
         # token sent again within the reuse leeway still works (the policy stops well inside it).
         answer = self._post(body, secrets=(state.refresh_token, state.access_token), repeatable=True)
@@ -219,7 +222,7 @@ class OAuthTokenClient:
         :raises JiraOAuthError: no refresh token came back (``offline_access`` missing from the scopes).
         """
         body = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        now = time.time()
+        now = self.clock()
         # Not repeatable: a code works once, and a lost answer's retry would only get invalid_grant.
         answer = self._post(body, secrets=(code,), repeatable=False)
         if not answer.get("refresh_token"):

@@ -66,23 +66,31 @@ def test_requests_carry_the_access_token_and_make_no_store_reads_while_it_is_fre
 
 
 def test_one_refresh_per_expiry_window_across_several_expiries(
-    emu: JiraCloudEmulator, jira: JiraClient, provider: RefreshingTokenProvider
+    emu: JiraCloudEmulator, store: CountingMemoryStore, policy: RetryPolicy
 ) -> None:
+    # Client, provider and emulator share one clock, stopped and moved by the test: 2 s tokens, a
+    # request every 0.1 s of that clock, for 5 s.
+    stopped = time.time()
+    emu.clock = lambda: stopped
     emu.oauth.access_token_ttl = 2
-    started = time.monotonic()
-    while time.monotonic() - started < 5:
-        jira.myself()
-        time.sleep(0.02)
-    elapsed = time.monotonic() - started
+    app = emu.default_app
+    with OAuthTokenClient(
+        emu.auth_url, app.client_id, app.client_secret, conn_id=CONN_ID, timeout=5, retry=policy, clock=emu.clock
+    ) as token_client:
+        auth = JiraOAuth2Auth(RefreshingTokenProvider(store, token_client, margin=0.5), margin=0.5)
+        with JiraClient(gateway_rest_url(emu.api_url, emu.cloud_id), auth, retry=policy, timeout=5) as jira:
+            for _ in range(50):
+                jira.myself()
+                emu.advance(0.1)
 
     used = bearer_tokens(emu)
-    windows = elapsed / (2 - 0.5)  # a token is replaced `margin` seconds before it expires
-    assert emu.stats.token_refreshes == len(set(used))
-    assert 3 <= emu.stats.token_refreshes <= int(windows) + 1
+    # A token lives 2 s and is replaced 0.5 s before it dies: one refresh every 1.5 s of the clock.
+    assert emu.stats.token_refreshes == len(set(used)) == 4
     assert emu.stats.auth_failures == 0
     # Each token was used in one run of requests, never again after its successor appeared.
     runs = [token for n, token in enumerate(used) if n == 0 or used[n - 1] != token]
     assert len(runs) == len(set(runs))
+    assert [len([t for t in used if t == token]) for token in runs] == [15, 15, 15, 5]
 
 
 def test_401_for_an_access_token_that_died_early_refreshes_once_and_the_request_succeeds(

@@ -93,17 +93,17 @@ def test_an_empty_access_token_from_the_provider_is_an_error_naming_the_provider
         JiraOAuth2Auth(Empty()).access_token()
 
 
-def test_on_token_hears_of_a_refresh_token_once_however_often_it_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_token_hears_of_a_refresh_token_once_however_often_it_comes_back() -> None:
     provider = ScriptedProvider()
     seen: list[str] = []
-    auth = JiraOAuth2Auth(provider, on_token=seen.append)
+    now = [time.time()]
+    auth = JiraOAuth2Auth(provider, on_token=seen.append, clock=lambda: now[0])
 
     auth.access_token()
     auth.handle_unauthorized(_refused("Bearer at-1"))  # at-2, still rt-1
     provider.refresh_token = "rt-2"
     auth.handle_unauthorized(_refused("Bearer at-1"))  # at-2 is newer: nothing asked
-    later = time.time() + 3600
-    monkeypatch.setattr("airflow_provider_jira_auth.auth.bearer.time.time", lambda: later)  # at-2 has expired
+    now[0] += 3600  # at-2 has expired
     auth.access_token()  # at-3 with rt-2
 
     assert seen == ["at-1", "rt-1", "at-2", "at-3", "rt-2"]

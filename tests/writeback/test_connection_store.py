@@ -116,14 +116,13 @@ def test_an_env_var_connection_with_the_default_store_names_the_variable_store(j
 
 def test_the_variable_store_keeps_rotating_state_for_an_env_var_connection(jira_emulator, monkeypatch):
     emu = jira_emulator
-    emu.oauth.access_token_ttl = 2
-    configured = emu.connection_json("oauth2", grant_store="variable", refresh_margin=0.5)
+    configured = emu.connection_json("oauth2", grant_store="variable")
     monkeypatch.setenv("AIRFLOW_CONN_JIRA_ENVVAR", configured)
     seed = json.loads(configured)["extra"]["refresh_token"]
     key = "jira_cloud_token__grant_" + grant_fingerprint(json.loads(configured)["extra"]["client_id"], seed)
     hook("jira_envvar").request("GET", "myself")
     first = json.loads(variable_value(key))
-    time.sleep(2)
+    emu.advance(3600 + 1)  # the access token dies: the next call refreshes from the Variable
     hook("jira_envvar").request("GET", "myself")
     second = json.loads(variable_value(key))
     assert first["refresh_token"] != seed  # rotated away from the connection's seed...
