@@ -49,6 +49,8 @@ class RecordedRequest:
     body: Any  # parsed JSON (or form fields), else None
     headers: dict[str, str]
     time: float
+    #: seconds its answer was held back after the work was done (``delay_next``, answer delays)
+    delay: float = 0.0
 
 
 @dataclass
@@ -114,6 +116,7 @@ class Dispatcher:
         self.delays = DelayBook()
         self.answer_delays = AnswerDelays()
         self._in_flight = 0  # Jira REST calls being served right now (answer delays included)
+        self.sleep: Callable[[float], Any] = time.sleep  # how a late answer waits out its delay
         self.requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
         self.consent = "approve"
         self.consent_user: User | None = None
@@ -162,15 +165,15 @@ class Dispatcher:
                     response = rule.respond(now)
                 elif self.rate_limit is not None and "/rest/api/" in request.path:
                     response.headers.update(self.rate_limit.headers())  # Jira's headers on every answer
-            self._record(request, response, via)
             delay = self.delays.take(request.method, request.path)
             late = delay.seconds if delay is not None else 0.0
             if self.answer_delays.active and response is not None and "/rest/api/" in request.path:
                 late += self.answer_delays.seconds(response.issues, response.ids)
+            self._record(request, response, via, late)
         if late > 0:
             # The work is done and recorded; only the answer is late (outside the lock, so the
             # rest of the emulator keeps serving).
-            time.sleep(late)
+            self.sleep(late)
         return response
 
     @staticmethod
@@ -181,7 +184,7 @@ class Dispatcher:
             return "gateway"
         return "site"
 
-    def _record(self, request: Request, response: Response | None, via: str) -> None:
+    def _record(self, request: Request, response: Response | None, via: str, delay: float) -> None:
         scheme = (request.headers.get("Authorization") or "").strip().partition(" ")[0].lower()
         self.requests.append(
             RecordedRequest(
@@ -195,6 +198,7 @@ class Dispatcher:
                 body=_parsed_body(request),
                 headers=dict(request.headers.items()),
                 time=self.clock(),
+                delay=delay,
             )
         )
 

@@ -68,7 +68,8 @@ class JiraCloudEmulator:
     Misbehaviour: ``fail_next``, ``rate_limit``, ``limit_request_rate`` (a burst limit, Jira's headers
     on every answer), ``exhaust_quota`` (a spent hourly quota), ``set_answer_delays`` (latency), ``delete_issue``,
     ``fail_bulkfetch_of``, ``oauth`` (token lifetimes), ``advance``.
-    Observation: ``requests``, ``stats`` (``stats.peak_concurrent_calls``: calls served at once). Airflow: ``connection_json``, ``connection_extra``.
+    Observation: ``requests`` (each with the ``delay`` its answer was held back), ``stats``
+    (``stats.peak_concurrent_calls``: calls served at once). Airflow: ``connection_json``, ``connection_extra``.
     """
 
     def __init__(self, port: int = 0, seed: int = 0, *, host: str = "127.0.0.1", verbose: bool = False) -> None:
@@ -662,6 +663,17 @@ class JiraCloudEmulator:
         """
         with self._lock:
             self._dispatcher.delays.add(DelayRule(_method(method), re.compile(path_regex), times, seconds))
+
+    @property
+    def sleep(self) -> Callable[[float], Any]:
+        """How a late answer waits out its delay (``delay_next``, answer delays), outside the
+        emulator's lock: ``time.sleep`` unless a test sets another, e.g. one that holds answers
+        until a condition. Each request records the delay it was given (``requests[i].delay``)."""
+        return self._dispatcher.sleep
+
+    @sleep.setter
+    def sleep(self, value: Callable[[float], Any]) -> None:
+        self._dispatcher.sleep = value
 
     @property
     def answer_delays(self) -> AnswerDelays:
