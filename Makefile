@@ -31,11 +31,13 @@ browser:
 
 # The whole suite, spread over TEST_WORKERS pytest-xdist workers (each with its own metadata
 # database and Airflow home, see tests/conftest.py): most tests wait on sockets and on Airflow
-# processes, so four workers keep two cores busy. TEST_WORKERS=0 runs it in one process.
+# processes, so four workers keep two cores busy. A test file goes to one worker whole, so a
+# module's Airflow deployment starts once; the slowest folders go first (tests/conftest.py).
+# TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 4
 
 test: install browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Each older supported Airflow minor, installed with its pins from constraints/: fast tests,
 # `airflow providers hooks`, every example DAG. COMPAT_MINORS="3.1" checks just that one.

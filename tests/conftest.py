@@ -85,6 +85,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # stable: the collection order within a rank
 
 
+# Folders whose modules share one session-scoped Airflow deployment (tests/ui/conftest.py): under
+# `--dist loadfile` each such folder goes to one xdist worker, which starts the deployment once.
+_ONE_WORKER_FOLDERS = ("tests/ui/",)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    """`--dist loadfile`, with each of :data:`_ONE_WORKER_FOLDERS` as one unit of work."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FolderAwareLoadFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((folder for folder in _ONE_WORKER_FOLDERS if path.startswith(folder)), path)
+
+    return FolderAwareLoadFileScheduling(config, log)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _PG_DB:
         try:
