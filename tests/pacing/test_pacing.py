@@ -85,22 +85,24 @@ def test_clients_of_one_site_share_its_pacer(emu: JiraCloudEmulator) -> None:
     assert refused <= 0.03 * 160, f"{refused} calls answered 429"
 
 
-def test_a_burst_limit_slows_that_endpoint_only(emu: JiraCloudEmulator) -> None:
-    emu.limit_request_rate(5)
+def test_a_burst_limit_slows_that_endpoint_only(emu: JiraCloudEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     client = JiraCloudHook(CONN_ID).get_conn()
+    # The pacer's clock stands still: the waits it books depend on the calls alone, not on how
+    # long the machine takes to make them.
+    monkeypatch.setattr(client.pacer, "clock", lambda: 1000.0)
+    stats = client.pacer.stats
+    emu.limit_request_rate(5)
     for _ in range(5):
         client.myself()  # the pacer learns GET myself's limit and spends its bucket
     emu.limit_request_rate(None)
+    assert stats.waits == 0  # five at once: the burst
 
-    started = time.monotonic()
     client.get_issue("ENG-1")  # another endpoint: not held by myself's bucket
-    other = time.monotonic() - started
-    started = time.monotonic()
+    other = stats.waits
     client.myself()
-    same = time.monotonic() - started
 
-    assert other < 0.1
-    assert same >= 0.1  # the next slot of a 5/s bucket (sent at 97%) is ~0.2 s away
+    assert other == 0
+    assert stats.waits == 1 and stats.waited == pytest.approx(1 / (5 * 0.97))  # myself's next slot
 
 
 def test_a_quota_429_holds_every_thread_until_the_reset(emu: JiraCloudEmulator) -> None:
@@ -110,7 +112,8 @@ def test_a_quota_429_holds_every_thread_until_the_reset(emu: JiraCloudEmulator) 
     first = threading.Thread(target=client.myself)
     first.start()
     deadline = time.monotonic() + 5
-    while not any(r.status == 429 for r in emu.requests) and time.monotonic() < deadline:
+    while not any(r.status == 429 for r in emu.requests):  # polling: the first thread's refused call
+        assert time.monotonic() < deadline, "the first call was not refused"
         time.sleep(0.01)
     refused_at = next(r.time for r in emu.requests if r.status == 429)
 
