@@ -28,12 +28,15 @@ def broker():
 
 
 @pytest.fixture
-def oauth(jira_emulator):
+def oauth(jira_emulator, monkeypatch):
     put_connection("jira_broker", jira_emulator.connection_json("oauth2"))
     put_connection("jira_broker_basic", jira_emulator.connection_json("basic"))
     # Each test's emulator has an app of its own, so the connection's key changed: the broker (one for
-    # the module, in this process) judges it by its lookup of moments ago until LOOKUP_MEMORY ends.
-    time.sleep(token_broker.LOOKUP_MEMORY)
+    # the module, in this process) would judge it by its lookup of moments ago until LOOKUP_MEMORY
+    # ends. Each test gets the memory of a broker just started instead.
+    monkeypatch.setattr(token_broker, "_known_keys", token_broker._KnownKeys())
+    monkeypatch.setattr(token_broker, "_recent_lookups", token_broker._RecentLookups())
+    monkeypatch.setattr(token_broker, "_lookup_budget", token_broker._LookupBudget())
     # What a task of the connection signs with (its client secret bound to its own broker secret).
     return json.loads(jira_emulator.connection_json("oauth2"))["extra"] | {"client_secret": signing_secret("jira_broker")}
 
