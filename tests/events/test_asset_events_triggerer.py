@@ -75,7 +75,7 @@ def runs(deployment: AirflowEnvironment) -> list[dict[str, Any]]:
 def wait_for_polls(emu: JiraCloudEmulator, count: int, timeout: float = 120) -> None:
     target = len(searches(emu)) + count
     deadline = time.monotonic() + timeout
-    while len(searches(emu)) < target:
+    while len(searches(emu)) < target:  # polling: the emulator signals nothing
         assert time.monotonic() < deadline, f"the trigger made {len(searches(emu))} of {target} polls"
         time.sleep(0.2)
 
@@ -83,7 +83,7 @@ def wait_for_polls(emu: JiraCloudEmulator, count: int, timeout: float = 120) -> 
 def wait_for_new_run(deployment: AirflowEnvironment, known: int, timeout: float) -> tuple[dict[str, Any], float]:
     """The first run after the ``known`` ones, and how long it took to appear."""
     start = time.monotonic()
-    while True:
+    while True:  # polling the api-server
         found = runs(deployment)
         if len(found) > known:
             return found[known], time.monotonic() - start
@@ -99,7 +99,7 @@ def changed_keys(deployment: AirflowEnvironment, run: dict[str, Any], timeout: f
     while (state := deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
         "success",
         "failed",
-    ):
+    ):  # polling the api-server
         assert time.monotonic() < deadline, f"run {run_id} still {state}"
         time.sleep(0.5)
     assert state == "success", deployment.diagnostics()
@@ -127,16 +127,19 @@ def create_issue(emu: JiraCloudEmulator, summary: str) -> str:
 def test_ten_polls_without_a_change_start_no_run_and_tokens_rotate_without_revocation(deployment, emulator):
     wait_for_polls(emulator, 1, timeout=180)  # the triggerer runs the watcher
     emulator.reset_stats()
-    started = time.monotonic()
     wait_for_polls(emulator, 10)
-    elapsed = time.monotonic() - started
+    polls = searches(emulator)[-10:]
     assert runs(deployment) == []
-    # Tokens living 4 s: the polls went on through several rotations, none refused.
-    assert emulator.stats.token_refreshes >= elapsed // TOKEN_TTL - 1 >= 3
+    # Tokens living 4 s: the polls went on through several rotations, none refused. Polls at
+    # least POLL apart, each with a token still alive, can share a token two at most: ten polls
+    # took five tokens or more, however slow the machine (slower only spreads them further).
+    tokens = {value for r in polls for name, value in r.headers.items() if name.lower() == "authorization"}
+    assert len(tokens) >= 4, f"{len(tokens)} access tokens for ten polls"
+    assert emulator.stats.token_refreshes >= 3
     assert emulator.stats.family_revocations == 0
     assert emulator.stats.rejected_refreshes == 0
     assert emulator.stats.auth_failures == 0  # no poll went out with an expired token
-    assert all(r.status == 200 for r in searches(emulator)[-10:])
+    assert all(r.status == 200 for r in polls)
 
 
 @pytest.mark.timeout(600)
@@ -162,11 +165,12 @@ def test_a_triggerer_killed_between_a_change_and_its_event_fires_it_once_after_r
     # The change, then the poll that sees it held up in Jira while the triggerer is killed.
     emulator.delay_next("POST", r"/search/jql$", 8.0)
     emulator.set_status("ENG-3", "Done")
-    wait_for_polls(emulator, 1)
-    time.sleep(POLL + 1)
+    deadline = time.monotonic() + 120
+    while not any(r.delay for r in searches(emulator)[before:]):  # polling: the held-up poll has come
+        assert time.monotonic() < deadline, "no poll came to be held up"
+        time.sleep(0.2)
     deployment.kill_service("triggerer")
     assert len(runs(deployment)) == known, "the event fired before the kill: the test did not test a restart"
-    time.sleep(3)
     deployment.start_service("triggerer")
 
     run, took = wait_for_new_run(deployment, known, timeout=180)
@@ -218,17 +222,16 @@ def test_a_triggerer_killed_in_the_middle_of_a_bulk_change_of_ten_thousand_loses
     emulator.bulk_edit(keys, status="Done")
 
     deadline = time.monotonic() + 300
-    while len(asset_event_keys(deployment)) - before < 10:
+    while len(asset_event_keys(deployment)) - before < 10:  # polling the metadata database
         assert time.monotonic() < deadline, f"no 10 events within 300 s\n{deployment.diagnostics()}"
         time.sleep(0.2)
     deployment.kill_service("triggerer")
     stored_at_kill = len(asset_event_keys(deployment)) - before
     assert stored_at_kill < 100, "every batch was stored before the kill: the test did not test a restart"
-    time.sleep(3)
     deployment.start_service("triggerer")
 
     deadline = time.monotonic() + 600
-    while True:
+    while True:  # polling the metadata database
         fired = [key for event in asset_event_keys(deployment)[before:] for key in event]
         if set(keys) <= set(fired):
             break
