@@ -6,6 +6,7 @@ between listing and fetch left out and reported."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -144,9 +145,10 @@ def test_a_parallelism_out_of_range_is_refused_at_call_time(emu: JiraCloudEmulat
 def test_nothing_is_sent_before_the_first_issue_is_asked_for(seeded: JiraCloudEmulator) -> None:
     seeded.reset_requests()
     with connect(seeded) as client:
+        threads = set(threading.enumerate())
         issues = client.search_issues(JQL, fields=FIELDS, parallelism=4)
-        time.sleep(0.1)
-        assert seeded.requests == []
+        # Nothing sent, and no thread started that could send later.
+        assert seeded.requests == [] and set(threading.enumerate()) <= threads
         assert next(issues)["key"] == "ENG-250"
         issues.close()
 
