@@ -151,8 +151,11 @@ def _exercises() -> dict[str, Exercise]:
     )
 
     def export_history_up_to_now() -> None:
-        # A window ending now holds the issues just seeded, so their history is read.
-        time.sleep(0.01)
+        # A window ending now holds the issues just seeded, so their history is read, once now is
+        # past the millisecond of their last change (Jira's times are in milliseconds).
+        seeded_by = int(time.time() * 1000)
+        while int(time.time() * 1000) <= seeded_by:  # polling the clock: to the next millisecond
+            time.sleep(0.001)
         end = {"data_interval_end": datetime.now(timezone.utc), "prev_data_interval_end_success": None}
         assert incremental_history.execute({**_context(), **end})["count"] > 0
 
