@@ -52,7 +52,7 @@ class BrokerServer:
 
     def wait_ready(self) -> BrokerServer:
         deadline = time.monotonic() + START_TIMEOUT
-        while True:
+        while True:  # polling /health: the server says nothing when it is ready
             if self.process.poll() is not None:
                 raise RuntimeError(f"the broker server exited with {self.process.returncode}:\n{self.log()[-3000:]}")
             try:

@@ -29,7 +29,7 @@ class CountingSecretsBackend(BaseSecretsBackend):
         held = json.loads(self.connections.read_text()) if self.connections.exists() else {}
         if conn_id not in held:
             return None
-        time.sleep(self.delay)
+        time.sleep(self.delay)  # real: the latency of a remote backend is what the tests measure against
         return held[conn_id]
 
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
