@@ -241,7 +241,7 @@ def _terminate_sessions(
             os.kill(sid, signal.SIGTERM)
     start = time.monotonic()
     escalated = False
-    while True:
+    while True:  # polling: a session's end is signalled to no one but its parent
         alive = [s for s in sids if _session_alive(s)]
         if not alive:
             return
@@ -273,7 +273,7 @@ _WATCHDOG_SOURCE = textwrap.dedent(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.path.insert(0, sys.argv[3])
     import airflow_harness as h
-    while os.getppid() == parent:
+    while os.getppid() == parent:  # polling: nothing tells a process its parent died
         time.sleep(1)
         try:
             with open(state_file) as f:
@@ -821,7 +821,7 @@ class AirflowEnvironment:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while _session_alive(proc.pid) and time.monotonic() < deadline:
+        while _session_alive(proc.pid) and time.monotonic() < deadline:  # polling: until the session is gone
             time.sleep(0.2)
         with self._lock:
             self._sessions.discard(proc.pid)
@@ -894,7 +894,7 @@ class AirflowEnvironment:
             want.add("triggerer")
         last = None
         t0 = time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # polling the api-server's health until every service is healthy
             self._check_services()
             try:
                 health = self._request("GET", "/api/v2/monitor/health", auth=False, timeout=5)
@@ -1007,7 +1007,7 @@ class AirflowEnvironment:
         """Wait until ``dag_id`` is parsed and stored (and unpause it if needed). Fails early when
         the DAGs folder has import errors and the DAG is still missing after 15 s."""
         start = time.monotonic()
-        while True:
+        while True:  # polling the api-server until the dag-processor has parsed the DAG
             self._check_services()
             r = self._request("GET", f"/api/v2/dags/{dag_id}", ok_statuses=(404,))
             if r and "_status" not in r:
@@ -1065,7 +1065,7 @@ class AirflowEnvironment:
             f"/api/v2/dags/{dag_id}/dagRuns",
             json_body={"dag_run_id": run_id, "logical_date": None, "conf": dict(conf or {})},
         )
-        while True:
+        while True:  # polling the api-server until the run ends
             run = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
             if run["state"] in _TERMINAL_RUN_STATES:
                 return run_id
@@ -1109,7 +1109,7 @@ class AirflowEnvironment:
         files: dict[str, list[Path]] = {}
         sizes: dict[Path, int] | None = None
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # polling the log files' sizes
             files = self.task_log_files(dag_id, run_id)
             now = {p: p.stat().st_size for ps in files.values() for p in ps if p.exists()}
             if now == sizes:
