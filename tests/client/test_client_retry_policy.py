@@ -205,6 +205,7 @@ def test_retries_stop_before_the_time_spent_waiting_would_pass_the_total_limit()
     waits: list[float] = []
     policy = RetryPolicy(
         max_attempts=20, backoff_initial=0.2, backoff_cap=0.2, jitter=(1.0, 1.0), max_total_wait=0.7,
+        # Recorded, and slept for real: max_total_wait counts real time since the first attempt.
         sleep=lambda seconds: (waits.append(seconds), time.sleep(seconds)),
     )
     sent: list[float] = []

@@ -45,7 +45,7 @@ def test_deferrable_issue_sensor_completes_in_the_triggerer_without_a_worker_slo
 
             seen: list[dict] = []
             deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline:  # polling the api-server
                 states = task_states(deployment, "jira_deferrable_wait")
                 seen.append(states)
                 if states.get("probe") == "success" and states.get("wait_for_done") == "deferred":

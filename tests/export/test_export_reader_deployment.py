@@ -63,6 +63,7 @@ def test_the_reader_reads_each_export_from_its_triggering_event(tmp_path: Path) 
             # The scheduler starts today's scheduled export at once (catchup=False) and the reader
             # after it. Let that settle first: an event stored while the scheduler is creating the
             # reader run for an earlier one may start no run of its own (Airflow's asset queue).
+            # Polling; the 5 s of quiet are real time: nothing says the scheduler has no run left to start.
             quiet_since, settle_by = time.monotonic(), time.monotonic() + 120
             while time.monotonic() - quiet_since < 5 and time.monotonic() < settle_by:
                 if any(r["state"] not in ("success", "failed") for r in runs(airflow, EXPORT) + runs(airflow, READER)):
@@ -73,7 +74,7 @@ def test_the_reader_reads_each_export_from_its_triggering_event(tmp_path: Path) 
             mine = (tmp_path / "exports" / "eng" / f"{day:%Y%m%dT%H%M%S}.jsonl").as_uri()
             # The scheduler may also start today's scheduled run; events that queue up share a reader run.
             deadline = time.monotonic() + 240
-            while True:
+            while True:  # polling the api-server
                 readers = [r for r in runs(airflow, READER) if r["state"] in ("success", "failed")]
                 failed = [r["dag_run_id"] for r in readers if r["state"] == "failed"]
                 assert not failed, f"reader run(s) {failed} failed\n{airflow.diagnostics()}"

@@ -119,7 +119,7 @@ SMOKE_DAG = textwrap.dedent(
     @task
     def window(i):
         start = time.time()
-        time.sleep(4)
+        time.sleep(4)  # real: the tasks' windows must overlap in time to show they ran in parallel
         log.info("WINDOW %s %s %s", i, start, time.time())
 
 
@@ -301,7 +301,7 @@ def test_sqlite_environment_and_watchdog_cleanup_after_sigkill(tmp_path):
         )
     try:
         deadline = time.monotonic() + 400
-        while not report_file.exists() and child.poll() is None and time.monotonic() < deadline:
+        while not report_file.exists() and child.poll() is None and time.monotonic() < deadline:  # polling
             time.sleep(0.5)
         if not report_file.exists():
             pytest.fail(f"child gave no report:\n{child_log.read_text()[-6000:]}")
@@ -319,7 +319,7 @@ def test_sqlite_environment_and_watchdog_cleanup_after_sigkill(tmp_path):
     sessions = report["sessions"]
     assert sessions
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_session_alive(s) for s in sessions):
+    while time.monotonic() < deadline and any(_session_alive(s) for s in sessions):  # polling the watchdog's work
         time.sleep(0.5)
     assert not any(_session_alive(s) for s in sessions), "airflow processes survived their owner"
 

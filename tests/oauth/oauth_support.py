@@ -49,7 +49,7 @@ def gateway_worker(config: dict[str, Any], ready: Any, start: Any, results: Any)
             except JiraError as exc:
                 failed += 1
                 errors.append(f"{type(exc).__name__}: {exc}")
-            time.sleep(config["pause"])
+            time.sleep(config["pause"])  # real: workers call on through real token lifetimes until the deadline
         ended = time.time()
     token_client.close()
     results.put(

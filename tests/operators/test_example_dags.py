@@ -152,7 +152,7 @@ def test_sensors_and_notifier_under_dag_test(jira_emulator, monkeypatch) -> None
     # Someone closes ENG-1 once the deferrable sensor has looked at it (so it must defer).
     def close_after_first_look() -> None:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # polling the emulator's requests
             if any(r.method == "GET" and r.path.endswith("/issue/ENG-1") for r in emu.requests):
                 emu.set_status("ENG-1", "Done")
                 return

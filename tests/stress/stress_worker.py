@@ -19,7 +19,7 @@ def main(conn_id: str, seconds: float, go_file: str) -> None:
 
     JiraCloudHook(conn_id).settings  # warm up imports and the connection lookup
     print("ready", flush=True)
-    while not Path(go_file).exists():
+    while not Path(go_file).exists():  # polling: the start signal is a file
         time.sleep(0.01)
     deadline = time.monotonic() + seconds
     calls = failures = 0
