@@ -40,8 +40,11 @@ def app(airflow, emulator):
     return emulator.add_oauth_app(redirect_uris=(f"{airflow.api_url}{PAGE}/callback",))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Per module, not per session: Playwright's sync API keeps an asyncio loop running in this
+    # thread while it is open, and tests that run after these on the same xdist worker call
+    # asyncio.run(), which refuses to start inside a running loop.
     from tests.ui.browser import CHROMIUM, CHROMIUM_FLAGS, sync_api
 
     with sync_api.sync_playwright() as playwright:
