@@ -79,8 +79,9 @@ _SLOW_FIRST = ("stress", "executor", "events", "writeback", "security", "harness
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
-        return _SLOW_FIRST.index(parts[0]) if len(parts) > 1 and parts[0] in _SLOW_FIRST else len(_SLOW_FIRST)
+        path = Path(str(item.path))
+        folder = path.relative_to(ROOT / "tests").parts[0] if path.is_relative_to(ROOT / "tests") else ""
+        return _SLOW_FIRST.index(folder) if folder in _SLOW_FIRST else len(_SLOW_FIRST)
 
     items.sort(key=rank)  # stable: the collection order within a rank
 

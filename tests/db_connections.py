@@ -55,15 +55,22 @@ def signing_secret(conn_id: str, connection_json: str | None = None) -> str:
     from airflow_provider_jira_auth.settings import JiraConnectionSettings
 
     if connection_json is None:
-        from airflow.models.connection import Connection
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
-        with create_session() as session:
-            conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
-            assert conn is not None, f"connection {conn_id} is not in the metadata DB"
-            return JiraConnectionSettings.of(conn_id, conn).broker_signing_secret
+        return connection_settings(conn_id).broker_signing_secret
     data = json.loads(connection_json)
     return JiraConnectionSettings.from_connection(
         conn_id, host=data["host"], login=data.get("login"), password=data.get("password"), extra=data.get("extra")
     ).broker_signing_secret
+
+
+def connection_settings(conn_id: str):  # -> JiraConnectionSettings
+    """Connection ``conn_id`` of the metadata DB, read and validated as the hook reads it."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_provider_jira_auth.settings import JiraConnectionSettings
+
+    with create_session() as session:
+        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        assert conn is not None, f"connection {conn_id} is not in the metadata DB"
+        return JiraConnectionSettings.of(conn_id, conn)

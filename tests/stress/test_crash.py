@@ -19,8 +19,7 @@ import pytest
 from airflow_provider_jira_auth.auth.stores.airflow_db import database_lock
 from airflow_provider_jira_auth.client.errors import JiraTokenStoreError
 from airflow_provider_jira_auth.hooks.token_provider import store_for
-from airflow_provider_jira_auth.settings import JiraConnectionSettings
-from tests.db_connections import connection_extra, put_connection
+from tests.db_connections import connection_extra, connection_settings, put_connection
 from tests.stress.test_rotation_stress import _refresh_directly
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,13 +42,7 @@ def wait_until(condition, timeout=60.0):
 
 def refresh_lock(conn_id: str) -> str:
     """The name of the lock a process holds while it refreshes the tokens of ``conn_id`` (in the metadata DB)."""
-    from airflow.models.connection import Connection
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
-        return store_for(JiraConnectionSettings.of(conn_id, conn)).lock_name
+    return store_for(connection_settings(conn_id)).lock_name
 
 
 @pytest.mark.timeout(240)
